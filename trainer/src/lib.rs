@@ -1,0 +1,1 @@
+//! hone-trainer: the learner runtime (run directories, checkpoints, telemetry) and PPO.

@@ -1,0 +1,1 @@
+//! hone-tui: the live terminal dashboard over the training telemetry.
