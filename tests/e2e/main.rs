@@ -1,0 +1,25 @@
+//! End-to-end tests of the `hone` binary (one test binary; one module per command).
+
+mod cli;
+mod doctor;
+
+use std::process::{Command, Output};
+
+/// The `hone` binary under test, started from `/tmp` with no `LD_LIBRARY_PATH`, as a user in a
+/// new shell would: it must find libtorch by itself.
+pub fn hone(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hone"))
+        .args(args)
+        .current_dir(std::env::temp_dir())
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .expect("failed to start the hone binary")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
