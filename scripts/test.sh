@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: set-up (seconds once cached), formatting, clippy (warnings
+# fail), then every test. One profile (release) for all of it, so the workspace is built once.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/setup.sh
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy (release, all targets, warnings are errors)"
+cargo clippy --release --workspace --all-targets --quiet -- -D warnings
+step "cargo test (release)"
+cargo test --release --workspace
