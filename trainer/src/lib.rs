@@ -1,1 +1,10 @@
 //! hone-trainer: the learner runtime (run directories, checkpoints, telemetry) and PPO.
+
+pub mod config;
+mod error;
+pub mod optim;
+pub mod params;
+pub mod policy;
+pub mod run_dir;
+
+pub use error::{Error, Result};

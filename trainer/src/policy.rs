@@ -1,0 +1,290 @@
+//! CleanRL's PPO agent: separate actor and critic MLPs with tanh activations, orthogonally
+//! initialised (gain √2 for hidden layers, 0.01 for the policy head, 1 for the value head,
+//! biases 0). Discrete actions: a categorical over logits. Continuous actions: a diagonal
+//! Gaussian whose log-std is a state-independent parameter, initialised to 0.
+
+use tch::nn::Init;
+use tch::{Device, Kind, Tensor};
+
+use crate::params::{FlatParams, ParamInit};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActionKind {
+    /// `n` discrete actions.
+    Categorical { n: i64 },
+    /// A `dim`-dimensional continuous action.
+    Gaussian { dim: i64 },
+}
+
+impl ActionKind {
+    /// Number of columns of the actor's output.
+    pub fn width(self) -> i64 {
+        match self {
+            ActionKind::Categorical { n } => n,
+            ActionKind::Gaussian { dim } => dim,
+        }
+    }
+}
+
+/// Index of a layer's weight and bias in the flat parameters.
+#[derive(Clone, Copy, Debug)]
+struct Layer {
+    weight: usize,
+    bias: usize,
+}
+
+#[derive(Debug)]
+pub struct ActorCritic {
+    pub params: FlatParams,
+    actor: Vec<Layer>,
+    critic: Vec<Layer>,
+    log_std: Option<usize>,
+    pub obs_dim: i64,
+    pub action: ActionKind,
+    pub hidden: Vec<i64>,
+}
+
+/// Output of [`ActorCritic::evaluate`] for a batch of observations and actions.
+#[derive(Debug)]
+pub struct Evaluation {
+    pub log_prob: Tensor,
+    pub entropy: Tensor,
+    pub value: Tensor,
+}
+
+impl ActorCritic {
+    /// A freshly initialised agent; initial weights come from libtorch's generator (seed it with
+    /// `tch::manual_seed` first for reproducible runs).
+    pub fn new(obs_dim: i64, action: ActionKind, hidden: &[i64], device: Device) -> Self {
+        let mut inits = Vec::new();
+        let critic = mlp(&mut inits, "critic", obs_dim, hidden, 1, 1.0);
+        let actor = mlp(&mut inits, "actor", obs_dim, hidden, action.width(), 0.01);
+        let log_std = match action {
+            ActionKind::Gaussian { dim } => {
+                inits.push(ParamInit {
+                    name: "actor_logstd".into(),
+                    value: Tensor::zeros([1, dim], (Kind::Float, Device::Cpu)),
+                });
+                Some(inits.len() - 1)
+            }
+            ActionKind::Categorical { .. } => None,
+        };
+        let params = FlatParams::new(inits, device);
+        Self {
+            params,
+            actor,
+            critic,
+            log_std,
+            obs_dim,
+            action,
+            hidden: hidden.to_vec(),
+        }
+    }
+
+    pub fn device(&self) -> Device {
+        self.params.device()
+    }
+
+    fn forward(&self, layers: &[Layer], obs: &Tensor) -> Tensor {
+        let mut x = obs.shallow_clone();
+        for (i, layer) in layers.iter().enumerate() {
+            x = x.linear(
+                self.params.get(layer.weight),
+                Some(self.params.get(layer.bias)),
+            );
+            if i + 1 < layers.len() {
+                x = x.tanh();
+            }
+        }
+        x
+    }
+
+    /// V(s), shape `[B]`.
+    pub fn value(&self, obs: &Tensor) -> Tensor {
+        self.forward(&self.critic, obs).squeeze_dim(-1)
+    }
+
+    /// The actor's output: logits (categorical) or the mean (Gaussian), shape `[B, width]`.
+    pub fn actor_output(&self, obs: &Tensor) -> Tensor {
+        self.forward(&self.actor, obs)
+    }
+
+    /// The Gaussian's log-std, shape `[1, dim]`.
+    pub fn log_std(&self) -> Option<&Tensor> {
+        self.log_std.map(|i| self.params.get(i))
+    }
+
+    /// Log-probability of `actions`, entropy and value, with gradients (the PPO update).
+    /// Categorical actions are an i64 `[B]` tensor; Gaussian ones f32 `[B, dim]`.
+    pub fn evaluate(&self, obs: &Tensor, actions: &Tensor) -> Evaluation {
+        let out = self.actor_output(obs);
+        let (log_prob, entropy) = match self.action {
+            ActionKind::Categorical { .. } => categorical_log_prob_entropy(&out, actions),
+            ActionKind::Gaussian { .. } => gaussian_log_prob_entropy(
+                &out,
+                self.log_std().expect("a Gaussian policy has a log-std"),
+                actions,
+            ),
+        };
+        Evaluation {
+            log_prob,
+            entropy,
+            value: self.value(obs),
+        }
+    }
+}
+
+/// Log-probabilities of the taken actions and the entropies of categoricals given by `logits`.
+pub fn categorical_log_prob_entropy(logits: &Tensor, actions: &Tensor) -> (Tensor, Tensor) {
+    let log_p = logits.log_softmax(-1, Kind::Float);
+    let log_prob = log_p
+        .gather(-1, &actions.unsqueeze(-1), false)
+        .squeeze_dim(-1);
+    let entropy = -(log_p.exp() * &log_p).sum_dim_intlist(-1, false, Kind::Float);
+    (log_prob, entropy)
+}
+
+/// Summed over action dimensions, as CleanRL's `Normal(mean, std).log_prob(a).sum(1)`.
+pub fn gaussian_log_prob_entropy(
+    mean: &Tensor,
+    log_std: &Tensor,
+    actions: &Tensor,
+) -> (Tensor, Tensor) {
+    const HALF_LOG_TWO_PI: f64 = 0.918_938_533_204_672_7;
+    let log_std = log_std.expand_as(mean);
+    let var = (&log_std * 2.0).exp();
+    let log_prob = (-(actions - mean).square() / (var * 2.0) - &log_std - HALF_LOG_TWO_PI)
+        .sum_dim_intlist(-1, false, Kind::Float);
+    let entropy = (log_std + (0.5 + HALF_LOG_TWO_PI)).sum_dim_intlist(-1, false, Kind::Float);
+    (log_prob, entropy)
+}
+
+/// Appends an MLP `input → hidden… → output` (CleanRL's `layer_init`) and returns its layers.
+fn mlp(
+    inits: &mut Vec<ParamInit>,
+    prefix: &str,
+    input: i64,
+    hidden: &[i64],
+    output: i64,
+    head_gain: f64,
+) -> Vec<Layer> {
+    let mut layers = Vec::new();
+    let widths: Vec<i64> = std::iter::once(input)
+        .chain(hidden.iter().copied())
+        .chain([output])
+        .collect();
+    for (i, pair) in widths.windows(2).enumerate() {
+        let gain = if i + 2 == widths.len() {
+            head_gain
+        } else {
+            std::f64::consts::SQRT_2
+        };
+        let weight = tch::nn::init(Init::Orthogonal { gain }, &[pair[1], pair[0]], Device::Cpu);
+        inits.push(ParamInit {
+            name: format!("{prefix}.{i}.weight"),
+            value: weight,
+        });
+        inits.push(ParamInit {
+            name: format!("{prefix}.{i}.bias"),
+            value: Tensor::zeros([pair[1]], (Kind::Float, Device::Cpu)),
+        });
+        layers.push(Layer {
+            weight: inits.len() - 2,
+            bias: inits.len() - 1,
+        });
+    }
+    layers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// W·Wᵀ (rows ≤ cols) or Wᵀ·W (rows > cols) of an orthogonal matrix with gain g is g²·I.
+    fn assert_orthogonal(w: &Tensor, gain: f64) {
+        let (rows, cols) = (w.size()[0], w.size()[1]);
+        let gram = if rows <= cols {
+            w.matmul(&w.tr())
+        } else {
+            w.tr().matmul(w)
+        };
+        let n = rows.min(cols);
+        let want = Tensor::eye(n, (Kind::Float, Device::Cpu)) * (gain * gain);
+        let diff = (gram - want).abs().max().double_value(&[]);
+        assert!(
+            diff < 1e-5 * gain.max(1.0),
+            "gain {gain}: max deviation {diff}"
+        );
+    }
+
+    #[test]
+    fn orthogonal_init_gains_follow_cleanrl() {
+        tch::manual_seed(1);
+        for action in [
+            ActionKind::Categorical { n: 2 },
+            ActionKind::Gaussian { dim: 3 },
+        ] {
+            let agent = ActorCritic::new(4, action, &[64, 64], Device::Cpu);
+            let p = &agent.params;
+            let get = |name: &str| p.get(p.index_of(name).unwrap()).detach();
+            for net in ["actor", "critic"] {
+                assert_orthogonal(&get(&format!("{net}.0.weight")), std::f64::consts::SQRT_2);
+                assert_orthogonal(&get(&format!("{net}.1.weight")), std::f64::consts::SQRT_2);
+                for i in 0..3 {
+                    assert_eq!(
+                        get(&format!("{net}.{i}.bias"))
+                            .abs()
+                            .sum(Kind::Float)
+                            .double_value(&[]),
+                        0.0
+                    );
+                }
+            }
+            assert_orthogonal(&get("actor.2.weight"), 0.01);
+            assert_orthogonal(&get("critic.2.weight"), 1.0);
+            assert_eq!(get("actor.2.weight").size(), [action.width(), 64]);
+            match action {
+                ActionKind::Gaussian { dim } => {
+                    assert_eq!(get("actor_logstd").size(), [1, dim]);
+                    assert_eq!(
+                        get("actor_logstd").abs().sum(Kind::Float).double_value(&[]),
+                        0.0
+                    );
+                }
+                ActionKind::Categorical { .. } => assert!(p.index_of("actor_logstd").is_none()),
+            }
+        }
+    }
+
+    #[test]
+    fn categorical_log_prob_and_entropy_match_the_formulas() {
+        let logits = Tensor::from_slice(&[1.0f32, 2.0, 0.5, -1.0, 0.0, 3.0]).view([2, 3]);
+        let actions = Tensor::from_slice(&[1i64, 2]);
+        let (log_prob, entropy) = categorical_log_prob_entropy(&logits, &actions);
+        let rows = [[1.0f64, 2.0, 0.5], [-1.0, 0.0, 3.0]];
+        for (r, row) in rows.iter().enumerate() {
+            let z: f64 = row.iter().map(|x| x.exp()).sum();
+            let p: Vec<f64> = row.iter().map(|x| x.exp() / z).collect();
+            let want_lp = p[[1, 2][r]].ln();
+            let want_h: f64 = -p.iter().map(|q| q * q.ln()).sum::<f64>();
+            assert!((log_prob.double_value(&[r as i64]) - want_lp).abs() < 1e-6);
+            assert!((entropy.double_value(&[r as i64]) - want_h).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn gaussian_log_prob_and_entropy_match_the_formulas() {
+        let mean = Tensor::from_slice(&[0.5f32, -1.0]).view([1, 2]);
+        let log_std = Tensor::from_slice(&[-0.5f32, 0.2]).view([1, 2]);
+        let action = Tensor::from_slice(&[1.0f32, 0.0]).view([1, 2]);
+        let (log_prob, entropy) = gaussian_log_prob_entropy(&mean, &log_std, &action);
+        let normal_lp = |x: f64, mu: f64, ls: f64| {
+            let s = ls.exp();
+            -((x - mu) * (x - mu)) / (2.0 * s * s) - ls - (2.0 * std::f64::consts::PI).sqrt().ln()
+        };
+        let want = normal_lp(1.0, 0.5, -0.5) + normal_lp(0.0, -1.0, 0.2);
+        assert!((log_prob.double_value(&[0]) - want).abs() < 1e-5);
+        let h = |ls: f64| 0.5 + 0.5 * (2.0 * std::f64::consts::PI).ln() + ls;
+        assert!((entropy.double_value(&[0]) - (h(-0.5) + h(0.2))).abs() < 1e-5);
+    }
+}
