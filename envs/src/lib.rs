@@ -1,6 +1,7 @@
 //! hone-envs: an envpool-style engine — worker threads, contiguous batch buffers — and gymnasium-exact environments.
 
 pub mod env;
+pub mod rng;
 pub mod space;
 
 pub use env::{Action, Env, StepOutcome};
