@@ -52,7 +52,10 @@ impl Pcg64 {
 
     /// PCG's `pcg_setseq_128_srandom_r(initstate, initseq)`.
     pub fn from_state_and_sequence(initial_state: u128, initial_sequence: u128) -> Self {
-        let mut rng = Pcg64 { state: 0, increment: (initial_sequence << 1) | 1 };
+        let mut rng = Pcg64 {
+            state: 0,
+            increment: (initial_sequence << 1) | 1,
+        };
         rng.advance_one();
         rng.state = rng.state.wrapping_add(initial_state);
         rng.advance_one();
@@ -61,7 +64,10 @@ impl Pcg64 {
 
     #[inline(always)]
     fn advance_one(&mut self) {
-        self.state = self.state.wrapping_mul(PCG_MULTIPLIER).wrapping_add(self.increment);
+        self.state = self
+            .state
+            .wrapping_mul(PCG_MULTIPLIER)
+            .wrapping_add(self.increment);
     }
 
     /// The next raw 64-bit output (numpy's `PCG64.random_raw()`).
@@ -102,7 +108,9 @@ fn hashmix(value: u32, hash_const: &mut u32) -> u32 {
 
 #[inline]
 fn mix(x: u32, y: u32) -> u32 {
-    let result = MIX_MULT_L.wrapping_mul(x).wrapping_sub(MIX_MULT_R.wrapping_mul(y));
+    let result = MIX_MULT_L
+        .wrapping_mul(x)
+        .wrapping_sub(MIX_MULT_R.wrapping_mul(y));
     result ^ (result >> XSHIFT)
 }
 
@@ -278,7 +286,12 @@ mod tests {
     #[test]
     fn seed_sequence_pool_matches_numpy() {
         for reference in &REFERENCES {
-            assert_eq!(seed_sequence_pool(reference.seed), reference.pool, "seed {}", reference.seed);
+            assert_eq!(
+                seed_sequence_pool(reference.seed),
+                reference.pool,
+                "seed {}",
+                reference.seed
+            );
         }
     }
 
@@ -305,11 +318,19 @@ mod tests {
             let mut rng = Pcg64::from_seed(reference.seed);
             let random = [rng.next_f64(), rng.next_f64(), rng.next_f64()];
             // Bit-for-bit: the same 53 bits, scaled by a power of two.
-            assert_eq!(random, reference.random, "random(), seed {}", reference.seed);
+            assert_eq!(
+                random, reference.random,
+                "random(), seed {}",
+                reference.seed
+            );
 
             let mut rng = Pcg64::from_seed(reference.seed);
             let uniform: [f64; 4] = std::array::from_fn(|_| rng.uniform(-0.05, 0.05));
-            assert_eq!(uniform, reference.cartpole_uniform, "uniform, seed {}", reference.seed);
+            assert_eq!(
+                uniform, reference.cartpole_uniform,
+                "uniform, seed {}",
+                reference.seed
+            );
         }
     }
 
