@@ -1,0 +1,885 @@
+//! `EnvPool`: a batch of envs stepped in place by worker threads, in sync mode (every env each
+//! step) or async mode (send to some envs, receive whichever finish first).
+
+mod kernel;
+mod sync;
+mod workers;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+pub use kernel::AutoReset;
+use kernel::{ActionRows, ChainIter, EnvState, Envs};
+use workers::{MAX_CHUNKS, Shared, SyncCommand, job_parts, job_word, worker_main};
+
+use crate::batch::{Actions, Batch, Episodes};
+use crate::env::Env;
+use crate::error::{Error, Result};
+use crate::space::Space;
+
+/// Envs per unit of work handed to a thread: below this, handing work over costs more than it saves.
+const MIN_CHUNK: usize = 16;
+/// Chunks per thread in a sync step, so a thread that starts late (or is preempted) is covered
+/// by the others.
+const CHUNKS_PER_THREAD: usize = 4;
+
+/// How to build a pool. `Default` matches envpool's defaults where they apply.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolConfig {
+    /// A registered task id, e.g. `CartPole-v1` (see `registry`).
+    pub task_id: String,
+    pub num_envs: usize,
+    /// Rows per batch. `None` or `Some(num_envs)`: sync mode (`reset`/`step`); fewer: async mode
+    /// (`async_reset`/`send`/`recv`, returning whichever envs finish first).
+    pub batch_size: Option<usize>,
+    /// Threads stepping envs, the calling thread included; 0 = one per core. Small pools use
+    /// fewer (a single env always runs on the calling thread).
+    pub num_threads: usize,
+    /// Env `i` draws from `Pcg64::from_seed(seed + i)`.
+    pub seed: u64,
+    /// Overrides the task's registered time limit.
+    pub max_episode_steps: Option<u32>,
+    pub autoreset: AutoReset,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            task_id: "CartPole-v1".to_owned(),
+            num_envs: 1,
+            batch_size: None,
+            num_threads: 0,
+            seed: 42,
+            max_episode_steps: None,
+            autoreset: AutoReset::NextStep,
+        }
+    }
+}
+
+impl PoolConfig {
+    pub fn new(task_id: impl Into<String>, num_envs: usize) -> Self {
+        Self {
+            task_id: task_id.into(),
+            num_envs,
+            ..Self::default()
+        }
+    }
+
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = Some(batch_size);
+        self
+    }
+
+    pub fn num_threads(mut self, num_threads: usize) -> Self {
+        self.num_threads = num_threads;
+        self
+    }
+
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    pub fn max_episode_steps(mut self, max_episode_steps: u32) -> Self {
+        self.max_episode_steps = Some(max_episode_steps);
+        self
+    }
+
+    pub fn autoreset(mut self, autoreset: AutoReset) -> Self {
+        self.autoreset = autoreset;
+        self
+    }
+}
+
+/// How action rows are checked and read, from the action space.
+#[derive(Clone, Debug)]
+enum ActionCheck {
+    Discrete { n: i64 },
+    MultiDiscrete { nvec: Vec<i64> },
+    Continuous { len: usize },
+}
+
+impl ActionCheck {
+    fn new(space: &Space) -> Result<Self> {
+        let bad = |what: String| {
+            Err(Error::InvalidConfig(format!(
+                "the env's action space {what}"
+            )))
+        };
+        match space {
+            Space::Discrete { n } if *n > 0 => Ok(Self::Discrete { n: *n }),
+            Space::Discrete { n } => bad(format!("is Discrete({n}), which holds no action")),
+            Space::MultiDiscrete { nvec } if nvec.iter().all(|&n| n > 0) => {
+                Ok(Self::MultiDiscrete { nvec: nvec.clone() })
+            }
+            Space::MultiDiscrete { nvec } => {
+                bad(format!("is MultiDiscrete({nvec:?}), with an empty element"))
+            }
+            Space::Box { .. } => Ok(Self::Continuous {
+                len: space.flat_len(),
+            }),
+        }
+    }
+
+    fn per_row(&self) -> usize {
+        match self {
+            Self::Discrete { .. } => 1,
+            Self::MultiDiscrete { nvec } => nvec.len(),
+            Self::Continuous { len } => *len,
+        }
+    }
+
+    fn space_name(&self) -> &'static str {
+        match self {
+            Self::Discrete { .. } => "Discrete",
+            Self::MultiDiscrete { .. } => "MultiDiscrete",
+            Self::Continuous { .. } => "Box",
+        }
+    }
+
+    /// Checks `actions` holds `rows` valid rows; `env_of(row)` names the env in messages.
+    /// Returns where the kernel reads the rows (valid while `actions` is).
+    fn validate(
+        &self,
+        actions: Actions<'_>,
+        rows: usize,
+        env_of: impl Fn(usize) -> u32,
+    ) -> Result<ActionRows> {
+        let per_row = self.per_row();
+        if actions.len() != rows * per_row {
+            return Err(Error::ActionCount {
+                expected: rows * per_row,
+                rows,
+                per_row,
+                got: actions.len(),
+            });
+        }
+        match (self, actions) {
+            (Self::Discrete { n }, Actions::Int(values)) => {
+                // One vectorised pass; the search for the culprit only on failure.
+                if !values.iter().all(|&value| (0..*n).contains(&value)) {
+                    let row = values
+                        .iter()
+                        .position(|value| !(0..*n).contains(value))
+                        .unwrap_or(0);
+                    return Err(Error::ActionOutOfRange {
+                        env_id: env_of(row),
+                        value: values[row],
+                        n: *n,
+                    });
+                }
+                Ok(ActionRows::Discrete(values.as_ptr()))
+            }
+            (Self::MultiDiscrete { nvec }, Actions::Int(values)) => {
+                for (index, &value) in values.iter().enumerate() {
+                    let element = index % per_row;
+                    if !(0..nvec[element]).contains(&value) {
+                        return Err(Error::MultiDiscreteActionOutOfRange {
+                            env_id: env_of(index / per_row),
+                            element,
+                            value,
+                            n: nvec[element],
+                        });
+                    }
+                }
+                Ok(ActionRows::MultiDiscrete(values.as_ptr(), per_row))
+            }
+            (Self::Continuous { .. }, Actions::Float(values)) => {
+                if values.iter().any(|value| value.is_nan()) {
+                    let index = values.iter().position(|value| value.is_nan()).unwrap_or(0);
+                    return Err(Error::ActionNaN {
+                        env_id: env_of(index / per_row),
+                        element: index % per_row,
+                    });
+                }
+                Ok(ActionRows::Continuous(values.as_ptr(), per_row))
+            }
+            (check, actions) => Err(Error::ActionType {
+                space: check.space_name(),
+                expected: match check {
+                    Self::Continuous { .. } => "f32",
+                    _ => "i64",
+                },
+                got: actions.kind(),
+            }),
+        }
+    }
+}
+
+/// The output arrays a batch borrows besides the per-env state: episode statistics, and in async
+/// mode the gathered rows. Allocated once, at full size.
+struct BatchBuffers {
+    observations: Vec<f32>,
+    reward: Vec<f32>,
+    terminated: Vec<bool>,
+    truncated: Vec<bool>,
+    env_id: Vec<u32>,
+    elapsed_step: Vec<u32>,
+    episode_env_id: Vec<u32>,
+    episode_return: Vec<f64>,
+    episode_length: Vec<u32>,
+    final_observation: Vec<f32>,
+}
+
+impl BatchBuffers {
+    fn new(rows: usize, obs_len: usize, same_step: bool, gather: bool) -> Self {
+        let gathered = if gather { rows } else { 0 };
+        Self {
+            observations: Vec::with_capacity(gathered * obs_len),
+            reward: Vec::with_capacity(gathered),
+            terminated: Vec::with_capacity(gathered),
+            truncated: Vec::with_capacity(gathered),
+            env_id: Vec::with_capacity(gathered),
+            elapsed_step: Vec::with_capacity(gathered),
+            episode_env_id: Vec::with_capacity(rows),
+            episode_return: Vec::with_capacity(rows),
+            episode_length: Vec::with_capacity(rows),
+            final_observation: Vec::with_capacity(if same_step { rows * obs_len } else { 0 }),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.observations.clear();
+        self.reward.clear();
+        self.terminated.clear();
+        self.truncated.clear();
+        self.env_id.clear();
+        self.elapsed_step.clear();
+        self.clear_episodes();
+    }
+
+    fn clear_episodes(&mut self) {
+        self.episode_env_id.clear();
+        self.episode_return.clear();
+        self.episode_length.clear();
+        self.final_observation.clear();
+    }
+
+    /// Records the episode env `id` finished on its latest step.
+    ///
+    /// # Safety
+    /// Env `id` is not being stepped.
+    unsafe fn push_episode(&mut self, state: &EnvState, id: usize) {
+        self.episode_env_id.push(id as u32);
+        // SAFETY: env `id` is not being stepped, as the caller guarantees.
+        unsafe {
+            self.episode_return.push(state.final_return.read(id));
+            self.episode_length.push(state.final_length.read(id));
+            if state.autoreset == AutoReset::SameStep {
+                let len = state.obs_len;
+                self.final_observation
+                    .extend_from_slice(state.final_obs.slice(id * len, len));
+            }
+        }
+    }
+
+    fn episodes(&self) -> Episodes<'_> {
+        Episodes {
+            env_id: &self.episode_env_id,
+            episode_return: &self.episode_return,
+            length: &self.episode_length,
+            final_observation: &self.final_observation,
+        }
+    }
+}
+
+/// The calling thread's bookkeeping of async mode.
+struct AsyncState {
+    batch_size: usize,
+    /// Envs sent and not yet returned by `recv` (including `ready` ones).
+    in_flight: Vec<bool>,
+    in_flight_count: usize,
+    /// Duplicate detection within one `send`: `send_mark[id] == send_generation`.
+    send_mark: Vec<u32>,
+    send_generation: u32,
+    job_tail: u64,
+    completion_head: u64,
+    /// The rest of a completed job's chain that the last `recv` did not need.
+    partial: Option<(u32, u32)>,
+    /// Envs gathered by a `recv` that failed, returned first by the next one.
+    ready: VecDeque<u32>,
+    gathered: Vec<u32>,
+    actions: ActionRows,
+}
+
+/// A pool of `num_envs` envs of one type, stepped by `num_threads` threads (the caller's included).
+///
+/// ```
+/// use hone_envs::{EnvPool, PoolConfig};
+/// let mut pool = EnvPool::new(PoolConfig::new("CartPole-v1", 8).seed(1))?;
+/// pool.reset()?;
+/// let actions = vec![1i64; 8];
+/// let batch = pool.step(&actions)?;
+/// assert_eq!(batch.len(), 8);
+/// # Ok::<(), hone_envs::Error>(())
+/// ```
+pub struct EnvPool {
+    config: PoolConfig,
+    max_episode_steps: u32,
+    observation_space: Space,
+    action_space: Space,
+    action_check: ActionCheck,
+    num_threads: usize,
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+    has_reset: bool,
+    // sync mode
+    chunk_len: usize,
+    chunks: usize,
+    epoch: u32,
+    all_env_ids: Vec<u32>,
+    out: BatchBuffers,
+    /// `None` in sync mode.
+    async_state: Option<AsyncState>,
+}
+
+impl std::fmt::Debug for EnvPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvPool")
+            .field("config", &self.config)
+            .field("max_episode_steps", &self.max_episode_steps)
+            .field("num_threads", &self.num_threads)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EnvPool {
+    /// Builds a pool of the registered task `config.task_id` (see `registry::make`).
+    pub fn new(config: PoolConfig) -> Result<Self> {
+        crate::registry::make_pool(config)
+    }
+
+    /// Builds a pool of envs made by `factory`, `num_envs` calls of it, with the time limit
+    /// `default_max_episode_steps` unless the config overrides it. `config.task_id` is only a name.
+    pub fn from_factory<E: Env + 'static>(
+        config: PoolConfig,
+        default_max_episode_steps: u32,
+        factory: impl Fn() -> E,
+    ) -> Result<Self> {
+        let num_envs = config.num_envs;
+        if num_envs == 0 || num_envs > u32::MAX as usize / 2 {
+            return Err(Error::InvalidConfig(format!(
+                "num_envs = {num_envs}, must be in 1..={}",
+                u32::MAX / 2
+            )));
+        }
+        let batch_size = config.batch_size.unwrap_or(num_envs);
+        if batch_size == 0 || batch_size > num_envs {
+            return Err(Error::InvalidConfig(format!(
+                "batch_size = {batch_size}, must be in 1..={num_envs} (num_envs)"
+            )));
+        }
+        let max_episode_steps = config
+            .max_episode_steps
+            .unwrap_or(default_max_episode_steps);
+        if max_episode_steps == 0 {
+            return Err(Error::InvalidConfig(
+                "max_episode_steps = 0, must be at least 1".to_owned(),
+            ));
+        }
+        let envs: Vec<E> = (0..num_envs).map(|_| factory()).collect();
+        let observation_space = envs[0].observation_space();
+        let action_space = envs[0].action_space();
+        let action_check = ActionCheck::new(&action_space)?;
+        let obs_len = observation_space.flat_len();
+        let is_async = batch_size < num_envs;
+
+        let requested_threads = match config.num_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        // Sync: chunks of at least MIN_CHUNK envs, a few per thread, no more threads than chunks.
+        let chunk_len = num_envs
+            .div_ceil(requested_threads * CHUNKS_PER_THREAD)
+            .max(MIN_CHUNK)
+            .max(num_envs.div_ceil(MAX_CHUNKS));
+        let chunks = num_envs.div_ceil(chunk_len);
+        let num_threads = if is_async {
+            requested_threads.min(batch_size.div_ceil(MIN_CHUNK)).max(1)
+        } else {
+            requested_threads.min(chunks)
+        };
+
+        let state = EnvState::new(num_envs, obs_len, max_episode_steps, config.autoreset);
+        let per_row = action_check.per_row();
+        let (int_len, float_len) = match (&action_check, is_async) {
+            (_, false) => (0, 0),
+            (ActionCheck::Continuous { .. }, true) => (0, num_envs * per_row),
+            (_, true) => (num_envs * per_row, 0),
+        };
+        let shared = Arc::new(Shared::new(
+            Box::new(Envs::new(envs, config.seed)),
+            state,
+            int_len,
+            float_len,
+        ));
+        let async_state = is_async.then(|| AsyncState {
+            batch_size,
+            in_flight: vec![false; num_envs],
+            in_flight_count: 0,
+            send_mark: vec![0; num_envs],
+            send_generation: 0,
+            job_tail: 0,
+            completion_head: 0,
+            partial: None,
+            ready: VecDeque::with_capacity(num_envs),
+            gathered: Vec::with_capacity(batch_size),
+            actions: match &action_check {
+                ActionCheck::Discrete { .. } => {
+                    ActionRows::Discrete(shared.async_actions_int.as_ptr())
+                }
+                ActionCheck::MultiDiscrete { .. } => {
+                    ActionRows::MultiDiscrete(shared.async_actions_int.as_ptr(), per_row)
+                }
+                ActionCheck::Continuous { .. } => {
+                    ActionRows::Continuous(shared.async_actions_float.as_ptr(), per_row)
+                }
+            },
+        });
+        let worker_actions = async_state.as_ref().map(|state| state.actions);
+
+        let mut pool = Self {
+            max_episode_steps,
+            observation_space,
+            action_space,
+            action_check,
+            num_threads,
+            shared,
+            workers: Vec::with_capacity(num_threads - 1),
+            has_reset: false,
+            chunk_len,
+            chunks,
+            epoch: 0,
+            all_env_ids: (0..num_envs as u32).collect(),
+            out: BatchBuffers::new(
+                batch_size,
+                obs_len,
+                config.autoreset == AutoReset::SameStep,
+                is_async,
+            ),
+            async_state,
+            config,
+        };
+        for index in 1..num_threads {
+            let shared = Arc::clone(&pool.shared);
+            let spawned = std::thread::Builder::new()
+                .name(format!("hone-envs-{index}"))
+                .spawn(move || worker_main(shared, worker_actions));
+            match spawned {
+                Ok(handle) => pool.workers.push(handle),
+                // Dropping the pool joins the workers started so far.
+                Err(error) => return Err(Error::ThreadSpawn(error.to_string())),
+            }
+        }
+        Ok(pool)
+    }
+
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    pub fn num_envs(&self) -> usize {
+        self.config.num_envs
+    }
+
+    /// Rows per batch: `num_envs` in sync mode.
+    pub fn batch_size(&self) -> usize {
+        self.async_state
+            .as_ref()
+            .map_or(self.config.num_envs, |state| state.batch_size)
+    }
+
+    pub fn is_async(&self) -> bool {
+        self.async_state.is_some()
+    }
+
+    /// Threads that step envs, the caller's included (what `num_threads` resolved to).
+    pub fn num_threads(&self) -> usize {
+        self.num_threads
+    }
+
+    pub fn max_episode_steps(&self) -> u32 {
+        self.max_episode_steps
+    }
+
+    pub fn observation_space(&self) -> &Space {
+        &self.observation_space
+    }
+
+    pub fn action_space(&self) -> &Space {
+        &self.action_space
+    }
+
+    // ---- sync mode ----
+
+    /// Resets every env (sync mode) and returns the first observations.
+    pub fn reset(&mut self) -> Result<Batch<'_>> {
+        if self.is_async() {
+            return Err(Error::WrongMode {
+                operation: "reset()",
+                reason: "is for sync pools (batch_size == num_envs); this pool is async: use async_reset() and recv()",
+            });
+        }
+        for id in 0..self.config.num_envs {
+            // SAFETY: no epoch is in progress, so the caller owns every env's state.
+            unsafe { *self.shared.state.needs_reset.get_mut(id) = true };
+        }
+        self.has_reset = true;
+        self.run_sync(ActionRows::None)?;
+        Ok(self.sync_batch())
+    }
+
+    /// Steps every env (sync mode): row `i` of `actions` is env `i`'s action. Envs whose episode
+    /// finished on the previous step reset instead (next-step autoreset), ignoring their action,
+    /// which must still be valid.
+    pub fn step<'a>(&mut self, actions: impl Into<Actions<'a>>) -> Result<Batch<'_>> {
+        let actions = actions.into();
+        if self.is_async() {
+            return Err(Error::WrongMode {
+                operation: "step()",
+                reason: "is for sync pools (batch_size == num_envs); this pool is async: use send() and recv()",
+            });
+        }
+        if !self.has_reset {
+            return Err(Error::NotReset {
+                operation: "step()",
+                reset: "reset()",
+            });
+        }
+        let rows = self
+            .action_check
+            .validate(actions, self.config.num_envs, |row| row as u32)?;
+        self.run_sync(rows)?;
+        Ok(self.sync_batch())
+    }
+
+    /// Runs one sync epoch over every env, on the calling thread alone when there is one chunk.
+    fn run_sync(&mut self, actions: ActionRows) -> Result<()> {
+        let shared = &*self.shared;
+        let faulted = if self.workers.is_empty() || self.chunks == 1 {
+            // SAFETY: no worker runs (none exist, or no epoch is in progress), so this thread owns
+            // every env; `actions` borrows the caller's validated slice for this call.
+            unsafe {
+                shared.stepper.run(
+                    kernel::EnvRun::Range(0, self.config.num_envs),
+                    actions,
+                    &shared.state,
+                )
+            }
+        } else {
+            self.epoch = self.epoch.wrapping_add(1);
+            let command = SyncCommand {
+                actions,
+                chunk_len: self.chunk_len,
+                num_envs: self.config.num_envs,
+            };
+            // SAFETY: the previous epoch was waited for by `finish_epoch`; the action slice outlives
+            // this epoch, which ends before this function returns.
+            unsafe { shared.start_epoch(self.epoch, self.chunks, command) };
+            shared.run_epoch_chunks(self.epoch);
+            shared.finish_epoch(self.chunks)
+        };
+        if faulted {
+            return Err(self.take_faults(0..self.config.num_envs));
+        }
+        Ok(())
+    }
+
+    /// Collects and clears the faults of envs `ids` (none of them being stepped) into one error.
+    fn take_faults(&mut self, ids: impl Iterator<Item = usize>) -> Error {
+        let mut first: Option<(u32, String)> = None;
+        let mut others = 0;
+        for id in ids {
+            // SAFETY: env `id` is not being stepped, as the caller guarantees.
+            if let Some(message) = unsafe { self.shared.state.fault.get_mut(id) }.take() {
+                match first {
+                    None => first = Some((id as u32, message)),
+                    Some(_) => others += 1,
+                }
+            }
+        }
+        let (env_id, message) = first.unwrap_or((0, "unknown panic".to_owned()));
+        Error::EnvPanicked {
+            env_id,
+            message,
+            others,
+        }
+    }
+
+    fn sync_batch(&mut self) -> Batch<'_> {
+        let state = &self.shared.state;
+        let n = self.config.num_envs;
+        // SAFETY (this block): the epoch is over, so no thread writes the per-env state until the
+        // next call on the pool, which the returned batch's borrow of `self` excludes.
+        let (terminated, truncated) = unsafe { (state.terminated.all(), state.truncated.all()) };
+        self.out.clear_episodes();
+        for id in 0..n {
+            if terminated[id] | truncated[id] {
+                unsafe { self.out.push_episode(state, id) };
+            }
+        }
+        unsafe {
+            Batch {
+                observations: state.obs.all(),
+                obs_len: state.obs_len,
+                reward: state.reward.all(),
+                terminated,
+                truncated,
+                env_id: &self.all_env_ids,
+                elapsed_step: state.elapsed.all(),
+                episodes: self.out.episodes(),
+            }
+        }
+    }
+
+    // ---- async mode ----
+
+    fn async_mode(&mut self, operation: &'static str) -> Result<&mut AsyncState> {
+        match &mut self.async_state {
+            Some(state) => Ok(state),
+            None => Err(Error::WrongMode {
+                operation,
+                reason: "is for async pools (batch_size < num_envs); this pool is sync: use reset() and step()",
+            }),
+        }
+    }
+
+    /// Starts a reset of every env (async mode); `recv` returns the first observations. Nothing
+    /// may be in flight.
+    pub fn async_reset(&mut self) -> Result<()> {
+        let num_envs = self.config.num_envs;
+        let state = self.async_mode("async_reset()")?;
+        if state.in_flight_count > 0 {
+            let env_id = state.in_flight.iter().position(|&f| f).unwrap_or(0) as u32;
+            return Err(Error::EnvInFlight { env_id });
+        }
+        for id in 0..num_envs {
+            // SAFETY: nothing is in flight, so the caller owns every env's state.
+            unsafe { *self.shared.state.needs_reset.get_mut(id) = true };
+        }
+        self.has_reset = true;
+        let ids = std::mem::take(&mut self.all_env_ids);
+        self.enqueue(&ids);
+        self.all_env_ids = ids;
+        Ok(())
+    }
+
+    /// Sends one action row per env of `env_ids` (async mode); the envs step in the background and
+    /// `recv` returns them. An env whose episode finished resets instead, ignoring its action.
+    pub fn send<'a>(&mut self, actions: impl Into<Actions<'a>>, env_ids: &[u32]) -> Result<()> {
+        let actions = actions.into();
+        let num_envs = self.config.num_envs;
+        let has_reset = self.has_reset;
+        let state = self.async_mode("send()")?;
+        if !has_reset {
+            return Err(Error::NotReset {
+                operation: "send()",
+                reset: "async_reset()",
+            });
+        }
+        if env_ids.is_empty() {
+            return Err(Error::NoEnvIds);
+        }
+        state.send_generation = state.send_generation.wrapping_add(1);
+        if state.send_generation == 0 {
+            state.send_mark.fill(0);
+            state.send_generation = 1;
+        }
+        for &env_id in env_ids {
+            let id = env_id as usize;
+            if id >= num_envs {
+                return Err(Error::EnvIdOutOfRange { env_id, num_envs });
+            }
+            if state.in_flight[id] {
+                return Err(Error::EnvInFlight { env_id });
+            }
+            if state.send_mark[id] == state.send_generation {
+                return Err(Error::DuplicateEnvId { env_id });
+            }
+            state.send_mark[id] = state.send_generation;
+        }
+        self.action_check
+            .validate(actions, env_ids.len(), |row| env_ids[row])?;
+        let per_row = self.action_check.per_row();
+        for (row, &env_id) in env_ids.iter().enumerate() {
+            let id = env_id as usize;
+            // SAFETY: env `id` is not in flight, so no thread reads its action row.
+            unsafe {
+                match actions {
+                    Actions::Int(values) => self
+                        .shared
+                        .async_actions_int
+                        .slice_mut(id * per_row, per_row)
+                        .copy_from_slice(&values[row * per_row..(row + 1) * per_row]),
+                    Actions::Float(values) => self
+                        .shared
+                        .async_actions_float
+                        .slice_mut(id * per_row, per_row)
+                        .copy_from_slice(&values[row * per_row..(row + 1) * per_row]),
+                }
+            }
+        }
+        self.enqueue(env_ids);
+        Ok(())
+    }
+
+    /// Chains `env_ids` (valid, distinct, not in flight) into jobs and publishes them.
+    fn enqueue(&mut self, env_ids: &[u32]) {
+        let shared = &*self.shared;
+        let Some(state) = self.async_state.as_mut() else {
+            return;
+        };
+        let job_len = env_ids.len().div_ceil(self.num_threads * 2).max(MIN_CHUNK);
+        for chain in env_ids.chunks(job_len) {
+            for pair in chain.windows(2) {
+                // SAFETY: these envs are not in flight, so no thread reads their links.
+                unsafe { *shared.next_link.get_mut(pair[0] as usize) = pair[1] };
+            }
+            shared.write_job(state.job_tail, job_word(chain[0], chain.len() as u32));
+            state.job_tail += 1;
+        }
+        for &env_id in env_ids {
+            state.in_flight[env_id as usize] = true;
+        }
+        state.in_flight_count += env_ids.len();
+        shared.publish_jobs(state.job_tail);
+    }
+
+    /// Returns `batch_size` envs that have finished stepping (async mode), the first to finish
+    /// first; steps pending envs on the calling thread while it waits.
+    pub fn recv(&mut self) -> Result<Batch<'_>> {
+        self.async_mode("recv()")?;
+        let shared = &*self.shared;
+        let st = &shared.state;
+        let Some(state) = self.async_state.as_mut() else {
+            unreachable!("checked above")
+        };
+        if state.in_flight_count == 0 {
+            return Err(Error::NothingInFlight);
+        }
+        if state.in_flight_count < state.batch_size {
+            return Err(Error::NotEnoughInFlight {
+                in_flight: state.in_flight_count,
+                batch_size: state.batch_size,
+            });
+        }
+        state.gathered.clear();
+        while state.gathered.len() < state.batch_size {
+            let Some(id) = state.ready.pop_front() else {
+                break;
+            };
+            state.gathered.push(id);
+        }
+        let mut fault: Option<(u32, String)> = None;
+        let mut other_faults = 0;
+        // Stops early when faults leave too few envs in flight to fill the batch.
+        while state.gathered.len() < state.batch_size && state.in_flight_count >= state.batch_size {
+            if let Some((current, left)) = state.partial {
+                let mut chain = ChainIter {
+                    current,
+                    left,
+                    next: &shared.next_link,
+                };
+                match chain.next() {
+                    Some(id) => {
+                        state.partial = Some((chain.current, chain.left));
+                        // SAFETY: the job is complete, so env `id` is not being stepped.
+                        match unsafe { st.fault.get_mut(id) }.take() {
+                            None => state.gathered.push(id as u32),
+                            Some(message) => {
+                                state.in_flight[id] = false;
+                                state.in_flight_count -= 1;
+                                match fault {
+                                    None => fault = Some((id as u32, message)),
+                                    Some(_) => other_faults += 1,
+                                }
+                            }
+                        }
+                    }
+                    None => state.partial = None,
+                }
+                continue;
+            }
+            let job = if let Some(job) = shared.completed_job(state.completion_head) {
+                state.completion_head += 1;
+                job
+            } else if let Some(job) = shared.claim_job() {
+                // SAFETY: claimed just now.
+                unsafe { shared.run_job(job, state.actions) };
+                job
+            } else {
+                let head = state.completion_head;
+                shared
+                    .done
+                    .wait_until(|| shared.completed_job(head).is_some());
+                continue;
+            };
+            state.partial = Some(job_parts(job));
+        }
+        if let Some((env_id, message)) = fault {
+            // Keep what was gathered for the next recv.
+            for &id in state.gathered.iter().rev() {
+                state.ready.push_front(id);
+            }
+            return Err(Error::EnvPanicked {
+                env_id,
+                message,
+                others: other_faults,
+            });
+        }
+        for &id in &state.gathered {
+            state.in_flight[id as usize] = false;
+        }
+        state.in_flight_count -= state.gathered.len();
+
+        let out = &mut self.out;
+        out.clear();
+        let len = st.obs_len;
+        for &env_id in &state.gathered {
+            let id = env_id as usize;
+            // SAFETY: env `id` has been received, so no thread touches it.
+            unsafe {
+                out.observations
+                    .extend_from_slice(st.obs.slice(id * len, len));
+                out.reward.push(st.reward.read(id));
+                let terminated = st.terminated.read(id);
+                let truncated = st.truncated.read(id);
+                out.terminated.push(terminated);
+                out.truncated.push(truncated);
+                out.elapsed_step.push(st.elapsed.read(id));
+                out.env_id.push(env_id);
+                if terminated | truncated {
+                    out.push_episode(st, id);
+                }
+            }
+        }
+        Ok(Batch {
+            observations: &out.observations,
+            obs_len: len,
+            reward: &out.reward,
+            terminated: &out.terminated,
+            truncated: &out.truncated,
+            env_id: &out.env_id,
+            elapsed_step: &out.elapsed_step,
+            episodes: out.episodes(),
+        })
+    }
+
+    /// Envs sent and not yet received (async mode; 0 in sync mode).
+    pub fn in_flight(&self) -> usize {
+        self.async_state
+            .as_ref()
+            .map_or(0, |state| state.in_flight_count)
+    }
+}
+
+impl Drop for EnvPool {
+    fn drop(&mut self) {
+        self.shared.shut_down();
+        for worker in self.workers.drain(..) {
+            // A worker never panics (envs' panics are caught); if one did, there is nothing to add.
+            let _ = worker.join();
+        }
+    }
+}
