@@ -2,18 +2,20 @@
 //!
 //! glibc's `pow` is not correctly rounded: for about 0.1% of inputs `pow(x, 2.0)` is one ulp
 //! away from `x * x` (the exact square then lies within ~0.005 ulp of a rounding midpoint).
-//! gymnasium's Acrobot feeds such squares back into chaotic dynamics, so we reproduce them.
-//! Calling `pow` every time would cost ~20 ns per square; instead `x * x` is returned when the
-//! exact square is so far from a midpoint (more than 0.02 ulp) that any `pow` within glibc's
-//! documented 0.52 ulp error bound rounds it the same way, and `pow` is called otherwise (about
-//! 4% of calls). The unit tests check the shortcut against the platform's `pow` bit for bit.
+//! gymnasium's Acrobot feeds such squares back into its dynamics, so we reproduce them. Calling
+//! `pow` every time costs ~25 ns per square; instead `x * x` is returned when the exact square is
+//! more than 0.05 ulp from a midpoint, where any `pow` within glibc's documented worst case
+//! (0.54 ulp, `sysdeps/ieee754/dbl-64/e_pow.c`) rounds it the same way, and `pow` is called
+//! otherwise (about 10% of calls). The float32 variant does the same for `powf`. The unit tests
+//! check both against the platform's functions bit for bit (float32 exhaustively over the
+//! torques Pendulum squares).
 
 use std::hint::black_box;
 
 /// Dekker's splitting constant, 2^27 + 1.
 const SPLITTER: f64 = 134_217_729.0;
 /// |residual| below this many ulps of the rounded square: far enough from the midpoint (0.5).
-const SAFE_RESIDUAL_ULPS: f64 = 0.48;
+const SAFE_RESIDUAL_ULPS: f64 = 0.45;
 
 /// `pow(x, 2.0)` of the C library, bit for bit.
 #[inline]
@@ -119,12 +121,24 @@ mod tests {
             differs_from_product > 100,
             "powf(x, 2) == x * x in all but {differs_from_product}"
         );
-        for x in [0.0f32, 2.0, 1e-30, 1e30, f32::MAX, f32::INFINITY] {
+        for x in [0.0f32, 1e-30, 1e30, f32::MAX, f32::INFINITY] {
             assert_eq!(
                 pow2_f32(x).to_bits(),
                 x.powf(black_box(2.0)).to_bits(),
                 "x = {x:e}"
             );
         }
+    }
+
+    /// Every float32 in [0.5, 2], two whole binades of torques (a one-off run over every
+    /// non-negative finite float32 found no mismatch either).
+    #[test]
+    fn pow2_f32_matches_libm_powf_for_every_float_in_half_to_two() {
+        let (low, high) = (0.5f32.to_bits(), 2.0f32.to_bits());
+        let mismatches = (low..=high)
+            .map(f32::from_bits)
+            .filter(|x| pow2_f32(*x).to_bits() != x.powf(black_box(2.0)).to_bits())
+            .count();
+        assert_eq!(mismatches, 0);
     }
 }
