@@ -207,6 +207,21 @@ impl ActionCheck {
     }
 }
 
+/// `dst.copy_from_slice(src)` without a `memcpy` call for the short rows of observations and
+/// actions (a call costs more than copying a few values).
+#[inline(always)]
+fn copy_row<T: Copy>(dst: &mut [T], src: &[T]) {
+    macro_rules! fixed {
+        ($($n:literal)*) => {
+            match src.len() {
+                $($n => dst[..$n].copy_from_slice(&src[..$n]),)*
+                _ => dst.copy_from_slice(src),
+            }
+        };
+    }
+    fixed!(1 2 3 4 5 6 7 8)
+}
+
 /// The output arrays a batch borrows besides the per-env state: episode statistics, and in async
 /// mode the gathered rows. Allocated once, at full size.
 struct BatchBuffers {
@@ -223,15 +238,16 @@ struct BatchBuffers {
 }
 
 impl BatchBuffers {
+    /// `gather`: async mode, whose batch rows are copied from the per-env state.
     fn new(rows: usize, obs_len: usize, same_step: bool, gather: bool) -> Self {
         let gathered = if gather { rows } else { 0 };
         Self {
-            observations: Vec::with_capacity(gathered * obs_len),
-            reward: Vec::with_capacity(gathered),
-            terminated: Vec::with_capacity(gathered),
-            truncated: Vec::with_capacity(gathered),
-            env_id: Vec::with_capacity(gathered),
-            elapsed_step: Vec::with_capacity(gathered),
+            observations: vec![0.0; gathered * obs_len],
+            reward: vec![0.0; gathered],
+            terminated: vec![false; gathered],
+            truncated: vec![false; gathered],
+            env_id: vec![0; gathered],
+            elapsed_step: vec![0; gathered],
             episode_env_id: Vec::with_capacity(rows),
             episode_return: Vec::with_capacity(rows),
             episode_length: Vec::with_capacity(rows),
@@ -239,21 +255,37 @@ impl BatchBuffers {
         }
     }
 
-    fn clear(&mut self) {
-        self.observations.clear();
-        self.reward.clear();
-        self.terminated.clear();
-        self.truncated.clear();
-        self.env_id.clear();
-        self.elapsed_step.clear();
-        self.clear_episodes();
-    }
-
     fn clear_episodes(&mut self) {
         self.episode_env_id.clear();
         self.episode_return.clear();
         self.episode_length.clear();
         self.final_observation.clear();
+    }
+
+    /// Copies env `id`'s latest transition into batch row `row`.
+    ///
+    /// # Safety
+    /// Env `id` is not being stepped.
+    #[inline]
+    unsafe fn gather(&mut self, state: &EnvState, row: usize, id: usize) {
+        let len = state.obs_len;
+        // SAFETY: env `id` is not being stepped, as the caller guarantees.
+        unsafe {
+            copy_row(
+                &mut self.observations[row * len..(row + 1) * len],
+                state.obs.slice(id * len, len),
+            );
+            self.reward[row] = state.reward.read(id);
+            let terminated = state.terminated.read(id);
+            let truncated = state.truncated.read(id);
+            self.terminated[row] = terminated;
+            self.truncated[row] = truncated;
+            self.elapsed_step[row] = state.elapsed.read(id);
+            self.env_id[row] = id as u32;
+            if terminated | truncated {
+                self.push_episode(state, id);
+            }
+        }
     }
 
     /// Records the episode env `id` finished on its latest step.
@@ -268,8 +300,12 @@ impl BatchBuffers {
             self.episode_length.push(state.final_length.read(id));
             if state.autoreset == AutoReset::SameStep {
                 let len = state.obs_len;
-                self.final_observation
-                    .extend_from_slice(state.final_obs.slice(id * len, len));
+                let start = self.final_observation.len();
+                self.final_observation.resize(start + len, 0.0);
+                copy_row(
+                    &mut self.final_observation[start..],
+                    state.final_obs.slice(id * len, len),
+                );
             }
         }
     }
@@ -299,7 +335,6 @@ struct AsyncState {
     partial: Option<(u32, u32)>,
     /// Envs gathered by a `recv` that failed, returned first by the next one.
     ready: VecDeque<u32>,
-    gathered: Vec<u32>,
     actions: ActionRows,
 }
 
@@ -424,7 +459,6 @@ impl EnvPool {
             completion_head: 0,
             partial: None,
             ready: VecDeque::with_capacity(num_envs),
-            gathered: Vec::with_capacity(batch_size),
             actions: match &action_check {
                 ActionCheck::Discrete { .. } => {
                     ActionRows::Discrete(shared.async_actions_int.as_ptr())
@@ -703,20 +737,22 @@ impl EnvPool {
             .validate(actions, env_ids.len(), |row| env_ids[row])?;
         let per_row = self.action_check.per_row();
         for (row, &env_id) in env_ids.iter().enumerate() {
-            let id = env_id as usize;
+            let (id, rows) = (env_id as usize, row * per_row..(row + 1) * per_row);
             // SAFETY: env `id` is not in flight, so no thread reads its action row.
             unsafe {
                 match actions {
-                    Actions::Int(values) => self
-                        .shared
-                        .async_actions_int
-                        .slice_mut(id * per_row, per_row)
-                        .copy_from_slice(&values[row * per_row..(row + 1) * per_row]),
-                    Actions::Float(values) => self
-                        .shared
-                        .async_actions_float
-                        .slice_mut(id * per_row, per_row)
-                        .copy_from_slice(&values[row * per_row..(row + 1) * per_row]),
+                    Actions::Int(values) => copy_row(
+                        self.shared
+                            .async_actions_int
+                            .slice_mut(id * per_row, per_row),
+                        &values[rows],
+                    ),
+                    Actions::Float(values) => copy_row(
+                        self.shared
+                            .async_actions_float
+                            .slice_mut(id * per_row, per_row),
+                        &values[rows],
+                    ),
                 }
             }
         }
@@ -755,50 +791,56 @@ impl EnvPool {
         let Some(state) = self.async_state.as_mut() else {
             unreachable!("checked above")
         };
+        let batch_size = state.batch_size;
         if state.in_flight_count == 0 {
             return Err(Error::NothingInFlight);
         }
-        if state.in_flight_count < state.batch_size {
+        if state.in_flight_count < batch_size {
             return Err(Error::NotEnoughInFlight {
                 in_flight: state.in_flight_count,
-                batch_size: state.batch_size,
+                batch_size,
             });
         }
-        state.gathered.clear();
-        while state.gathered.len() < state.batch_size {
+        let out = &mut self.out;
+        out.clear_episodes();
+        let mut rows = 0;
+        while rows < batch_size {
             let Some(id) = state.ready.pop_front() else {
                 break;
             };
-            state.gathered.push(id);
+            // SAFETY: a ready env's job is complete, so no thread touches it.
+            unsafe { out.gather(st, rows, id as usize) };
+            rows += 1;
         }
         let mut fault: Option<(u32, String)> = None;
         let mut other_faults = 0;
         // Stops early when faults leave too few envs in flight to fill the batch.
-        while state.gathered.len() < state.batch_size && state.in_flight_count >= state.batch_size {
+        while rows < batch_size && state.in_flight_count >= batch_size {
             if let Some((current, left)) = state.partial {
                 let mut chain = ChainIter {
                     current,
                     left,
                     next: &shared.next_link,
                 };
-                match chain.next() {
-                    Some(id) => {
-                        state.partial = Some((chain.current, chain.left));
-                        // SAFETY: the job is complete, so env `id` is not being stepped.
-                        match unsafe { st.fault.get_mut(id) }.take() {
-                            None => state.gathered.push(id as u32),
-                            Some(message) => {
-                                state.in_flight[id] = false;
-                                state.in_flight_count -= 1;
-                                match fault {
-                                    None => fault = Some((id as u32, message)),
-                                    Some(_) => other_faults += 1,
-                                }
-                            }
-                        }
+                while rows < batch_size {
+                    let Some(id) = chain.next() else {
+                        break;
+                    };
+                    // SAFETY (both): the chain's job is complete, so no thread touches env `id`.
+                    if unsafe { st.fault.slice(id, 1)[0].is_none() } {
+                        unsafe { out.gather(st, rows, id) };
+                        rows += 1;
+                        continue;
                     }
-                    None => state.partial = None,
+                    let message = unsafe { st.fault.get_mut(id) }.take().unwrap_or_default();
+                    state.in_flight[id] = false;
+                    state.in_flight_count -= 1;
+                    match fault {
+                        None => fault = Some((id as u32, message)),
+                        Some(_) => other_faults += 1,
+                    }
                 }
+                state.partial = (chain.left > 0).then_some((chain.current, chain.left));
                 continue;
             }
             let job = if let Some(job) = shared.completed_job(state.completion_head) {
@@ -817,9 +859,10 @@ impl EnvPool {
             };
             state.partial = Some(job_parts(job));
         }
+        let received = &out.env_id[..rows];
         if let Some((env_id, message)) = fault {
-            // Keep what was gathered for the next recv.
-            for &id in state.gathered.iter().rev() {
+            // What was gathered stays in flight and comes first in the next recv.
+            for &id in received.iter().rev() {
                 state.ready.push_front(id);
             }
             return Err(Error::EnvPanicked {
@@ -828,40 +871,19 @@ impl EnvPool {
                 others: other_faults,
             });
         }
-        for &id in &state.gathered {
+        for &id in received {
             state.in_flight[id as usize] = false;
         }
-        state.in_flight_count -= state.gathered.len();
-
-        let out = &mut self.out;
-        out.clear();
+        state.in_flight_count -= rows;
         let len = st.obs_len;
-        for &env_id in &state.gathered {
-            let id = env_id as usize;
-            // SAFETY: env `id` has been received, so no thread touches it.
-            unsafe {
-                out.observations
-                    .extend_from_slice(st.obs.slice(id * len, len));
-                out.reward.push(st.reward.read(id));
-                let terminated = st.terminated.read(id);
-                let truncated = st.truncated.read(id);
-                out.terminated.push(terminated);
-                out.truncated.push(truncated);
-                out.elapsed_step.push(st.elapsed.read(id));
-                out.env_id.push(env_id);
-                if terminated | truncated {
-                    out.push_episode(st, id);
-                }
-            }
-        }
         Ok(Batch {
-            observations: &out.observations,
+            observations: &out.observations[..rows * len],
             obs_len: len,
-            reward: &out.reward,
-            terminated: &out.terminated,
-            truncated: &out.truncated,
-            env_id: &out.env_id,
-            elapsed_step: &out.elapsed_step,
+            reward: &out.reward[..rows],
+            terminated: &out.terminated[..rows],
+            truncated: &out.truncated[..rows],
+            env_id: received,
+            elapsed_step: &out.elapsed_step[..rows],
             episodes: out.episodes(),
         })
     }
