@@ -1015,3 +1015,72 @@ fn dropping_pools_mid_flight_does_not_hang() {
         }
     });
 }
+
+#[test]
+fn async_faults_in_wrapping_batches_lose_no_env_and_keep_rows_intact() {
+    within(Duration::from_secs(60), || {
+        // 13 envs, batches of 5: the row ring wraps every few batches. One env at a time is made
+        // to panic; each delivered row must be its env's next step (Fragile's observation counts
+        // its steps), whatever rows the fault handling moved.
+        for threads in [1, 2, 3] {
+            let (n, batch_size) = (13usize, 5usize);
+            let config = PoolConfig::new("fragile", n)
+                .batch_size(batch_size)
+                .num_threads(threads);
+            let mut pool = EnvPool::from_factory(config, 100_000, Fragile::default).unwrap();
+            pool.async_reset().unwrap();
+            let mut outstanding = vec![true; n];
+            let mut next_elapsed = vec![0u32; n];
+            let mut doomed: Option<u32> = None;
+            let (mut faults, mut rows) = (0, 0);
+            for round in 0..400 {
+                let batch = match pool.recv() {
+                    Ok(batch) => batch,
+                    Err(Error::EnvPanicked { env_id, others, .. }) => {
+                        assert_eq!(Some(env_id), doomed.take(), "round {round}");
+                        assert_eq!(others, 0);
+                        outstanding[env_id as usize] = false;
+                        next_elapsed[env_id as usize] = 0; // its next row is a reset
+                        faults += 1;
+                        continue;
+                    }
+                    Err(error) => panic!("round {round}: {error}"),
+                };
+                for row in 0..batch.len() {
+                    let id = batch.env_id[row] as usize;
+                    assert!(
+                        outstanding[id],
+                        "env {id} delivered without being in flight"
+                    );
+                    assert_eq!(
+                        batch.elapsed_step[row], next_elapsed[id],
+                        "env {id}, round {round}"
+                    );
+                    assert_eq!(batch.observation(row), &[next_elapsed[id] as f32]);
+                    outstanding[id] = false;
+                    next_elapsed[id] += 1;
+                    rows += 1;
+                }
+                // Send back every idle env (the panicked ones too), one of them doomed now and then.
+                let idle: Vec<u32> = (0..n as u32)
+                    .filter(|&id| !outstanding[id as usize])
+                    .collect();
+                let mut actions = vec![0i64; idle.len()];
+                if doomed.is_none() && round % 3 == 0 {
+                    let k = round % idle.len();
+                    // An env sent after a panic resets, ignoring its action: pick a stepping one.
+                    if next_elapsed[idle[k] as usize] > 0 {
+                        actions[k] = 2;
+                        doomed = Some(idle[k]);
+                    }
+                }
+                for &id in &idle {
+                    outstanding[id as usize] = true;
+                }
+                pool.send(&actions, &idle).unwrap();
+            }
+            assert!(faults > 20, "{faults} faults");
+            assert!(rows > 1000, "{rows} rows");
+        }
+    });
+}

@@ -1,4 +1,4 @@
-//! The hot loop: steps a run of envs in place, writing straight into the per-env buffers, with
+//! The hot loop: steps a run of envs in place, writing straight into the batch rows, with
 //! the pool's bookkeeping (TimeLimit, episode statistics, autoreset) fused in. Generic over the env
 //! type, so the env's `step` inlines; the pool reaches it through one virtual call per run.
 
@@ -21,54 +21,70 @@ pub enum AutoReset {
     SameStep,
 }
 
-/// The per-env state the pool keeps besides the envs themselves: the latest transition of each
-/// env, indexed by env id. In sync mode these are the batch; in async mode `recv` gathers from them.
+/// What the pool keeps of each env besides the env itself, indexed by env id.
 pub(crate) struct EnvState {
-    pub obs_len: usize,
     pub max_episode_steps: u32,
     pub autoreset: AutoReset,
-    pub obs: SharedBuf<f32>,
-    pub reward: SharedBuf<f32>,
-    pub terminated: SharedBuf<bool>,
-    pub truncated: SharedBuf<bool>,
     pub elapsed: SharedBuf<u32>,
     pub running_return: SharedBuf<f64>,
     pub needs_reset: SharedBuf<bool>,
-    /// Return and length of the episode that finished on the env's latest step.
-    pub final_return: SharedBuf<f64>,
-    pub final_length: SharedBuf<u32>,
-    /// Same-step autoreset: the last observation of that episode. Empty otherwise.
-    pub final_obs: SharedBuf<f32>,
-    /// Set when the env panicked in its latest step; cleared by the pool once reported.
+    /// Set when the env panicked in its latest step; taken by the pool when it reports it.
     pub fault: SharedBuf<Option<String>>,
 }
 
 impl EnvState {
-    pub(crate) fn new(
-        num_envs: usize,
-        obs_len: usize,
-        max_episode_steps: u32,
-        autoreset: AutoReset,
-    ) -> Self {
-        let final_obs_len = match autoreset {
-            AutoReset::NextStep => 0,
-            AutoReset::SameStep => num_envs * obs_len,
-        };
+    pub(crate) fn new(num_envs: usize, max_episode_steps: u32, autoreset: AutoReset) -> Self {
         Self {
-            obs_len,
             max_episode_steps,
             autoreset,
-            obs: SharedBuf::new(num_envs * obs_len, 0.0),
-            reward: SharedBuf::new(num_envs, 0.0),
-            terminated: SharedBuf::new(num_envs, false),
-            truncated: SharedBuf::new(num_envs, false),
             elapsed: SharedBuf::new(num_envs, 0),
             running_return: SharedBuf::new(num_envs, 0.0),
             needs_reset: SharedBuf::new(num_envs, true),
-            final_return: SharedBuf::new(num_envs, 0.0),
-            final_length: SharedBuf::new(num_envs, 0),
-            final_obs: SharedBuf::new(final_obs_len, 0.0),
             fault: SharedBuf::new(num_envs, None),
+        }
+    }
+}
+
+/// The rows steps write their transitions into, as the batch arrays lay them out. Sync mode has
+/// one row per env (row = env id) and the batch borrows them all; async mode uses them as a ring
+/// of rows in completion order, and a batch is `batch_size` consecutive rows of it.
+pub(crate) struct Rows {
+    pub capacity: usize,
+    pub obs_len: usize,
+    pub obs: SharedBuf<f32>,
+    pub reward: SharedBuf<f32>,
+    pub terminated: SharedBuf<bool>,
+    pub truncated: SharedBuf<bool>,
+    pub elapsed_step: SharedBuf<u32>,
+    pub env_id: SharedBuf<u32>,
+    /// Return and length of the episode that finished on the row's step.
+    pub final_return: SharedBuf<f64>,
+    pub final_length: SharedBuf<u32>,
+    /// Same-step autoreset: the last observation of that episode. Empty otherwise.
+    pub final_obs: SharedBuf<f32>,
+    /// The row's env panicked (async mode; cleared when the row is consumed).
+    pub faulted: SharedBuf<bool>,
+}
+
+impl Rows {
+    pub(crate) fn new(capacity: usize, obs_len: usize, autoreset: AutoReset) -> Self {
+        let final_obs_len = match autoreset {
+            AutoReset::NextStep => 0,
+            AutoReset::SameStep => capacity * obs_len,
+        };
+        Self {
+            capacity,
+            obs_len,
+            obs: SharedBuf::new(capacity * obs_len, 0.0),
+            reward: SharedBuf::new(capacity, 0.0),
+            terminated: SharedBuf::new(capacity, false),
+            truncated: SharedBuf::new(capacity, false),
+            elapsed_step: SharedBuf::new(capacity, 0),
+            env_id: SharedBuf::new(capacity, 0),
+            final_return: SharedBuf::new(capacity, 0.0),
+            final_length: SharedBuf::new(capacity, 0),
+            final_obs: SharedBuf::new(final_obs_len, 0.0),
+            faulted: SharedBuf::new(capacity, false),
         }
     }
 }
@@ -131,14 +147,22 @@ pub(crate) enum EnvRun<'a> {
 
 /// The type-erased face of a pool's envs.
 pub(crate) trait Stepper: Send + Sync {
-    /// Steps (or resets, where `needs_reset`) every env of `run`, recording a panic as the env's
-    /// `fault` and going on with the rest.
+    /// Steps (or resets, where `needs_reset`) every env of `run`, the k-th into row
+    /// `first_row + k` (wrapping at the capacity), recording a panic as the env's `fault` and its
+    /// row's `faulted` and going on with the rest. Returns whether any env panicked.
     ///
     /// # Safety
-    /// The calling thread has exclusive access to the envs of `run` and to their indices of
-    /// `state`; `actions` rows of those envs are valid (`None` only if they all need a reset).
-    /// Returns whether any env panicked.
-    unsafe fn run(&self, run: EnvRun<'_>, actions: ActionRows, state: &EnvState) -> bool;
+    /// The calling thread has exclusive access to the envs of `run`, their indices of `state` and
+    /// the rows they are written into; their `actions` rows are valid (`None` only if they all
+    /// need a reset).
+    unsafe fn run(
+        &self,
+        run: EnvRun<'_>,
+        first_row: usize,
+        actions: ActionRows,
+        state: &EnvState,
+        rows: &Rows,
+    ) -> bool;
 }
 
 struct Slot<E> {
@@ -166,41 +190,50 @@ impl<E: Env> Envs<E> {
     }
 
     /// # Safety
-    /// As `Stepper::run`, for the single env `id`.
+    /// As `Stepper::run`, for the single env `id` and row `row`.
     #[inline(always)]
-    unsafe fn step_one(&self, id: usize, actions: ActionRows, st: &EnvState) {
-        // SAFETY: the caller has exclusive access to env `id` and its indices of `st`.
+    unsafe fn step_one(
+        &self,
+        id: usize,
+        row: usize,
+        actions: ActionRows,
+        st: &EnvState,
+        rows: &Rows,
+    ) {
+        // SAFETY: the caller has exclusive access to env `id`, its indices of `st` and row `row`.
         unsafe {
             let slot = self.slots.get_mut(id);
-            let obs = st.obs.slice_mut(id * st.obs_len, st.obs_len);
+            let obs = rows.obs.slice_mut(row * rows.obs_len, rows.obs_len);
+            *rows.env_id.get_mut(row) = id as u32;
             let needs_reset = st.needs_reset.get_mut(id);
+            let elapsed = st.elapsed.get_mut(id);
+            let running_return = st.running_return.get_mut(id);
             if *needs_reset {
                 slot.env.reset(&mut slot.rng, obs);
                 *needs_reset = false;
-                *st.reward.get_mut(id) = 0.0;
-                *st.terminated.get_mut(id) = false;
-                *st.truncated.get_mut(id) = false;
-                *st.elapsed.get_mut(id) = 0;
-                *st.running_return.get_mut(id) = 0.0;
+                *elapsed = 0;
+                *running_return = 0.0;
+                *rows.reward.get_mut(row) = 0.0;
+                *rows.terminated.get_mut(row) = false;
+                *rows.truncated.get_mut(row) = false;
+                *rows.elapsed_step.get_mut(row) = 0;
                 return;
             }
             let outcome = slot.env.step(actions.row(id), &mut slot.rng, obs);
-            let elapsed = st.elapsed.get_mut(id);
             *elapsed += 1;
-            let running_return = st.running_return.get_mut(id);
             *running_return += outcome.reward;
             let truncated = *elapsed >= st.max_episode_steps;
-            *st.reward.get_mut(id) = outcome.reward as f32;
-            *st.terminated.get_mut(id) = outcome.terminated;
-            *st.truncated.get_mut(id) = truncated;
+            *rows.reward.get_mut(row) = outcome.reward as f32;
+            *rows.terminated.get_mut(row) = outcome.terminated;
+            *rows.truncated.get_mut(row) = truncated;
             if outcome.terminated || truncated {
-                *st.final_return.get_mut(id) = *running_return;
-                *st.final_length.get_mut(id) = *elapsed;
+                *rows.final_return.get_mut(row) = *running_return;
+                *rows.final_length.get_mut(row) = *elapsed;
                 match st.autoreset {
                     AutoReset::NextStep => *needs_reset = true,
                     AutoReset::SameStep => {
-                        st.final_obs
-                            .slice_mut(id * st.obs_len, st.obs_len)
+                        rows.final_obs
+                            .slice_mut(row * rows.obs_len, rows.obs_len)
                             .copy_from_slice(obs);
                         slot.env.reset(&mut slot.rng, obs);
                         *elapsed = 0;
@@ -208,6 +241,7 @@ impl<E: Env> Envs<E> {
                     }
                 }
             }
+            *rows.elapsed_step.get_mut(row) = *elapsed;
         }
     }
 
@@ -216,30 +250,41 @@ impl<E: Env> Envs<E> {
     unsafe fn run_ids(
         &self,
         mut ids: impl Iterator<Item = usize>,
+        first_row: usize,
         actions: ActionRows,
         st: &EnvState,
+        rows: &Rows,
     ) -> bool {
         // A panic leaves the env's state unknown: record it, mark the env for a reset and go on
         // with the rest of the run. `catch_unwind` costs nothing until something panics.
         let mut faulted = false;
+        let mut next_row = first_row;
         loop {
-            let mut current = usize::MAX;
+            let mut current = (usize::MAX, usize::MAX);
             let outcome = catch_unwind(AssertUnwindSafe(|| {
                 for id in ids.by_ref() {
-                    current = id;
+                    current = (id, next_row);
                     // SAFETY: forwarded from the caller.
-                    unsafe { self.step_one(id, actions, st) };
+                    unsafe { self.step_one(id, next_row, actions, st, rows) };
+                    next_row += 1;
+                    if next_row == rows.capacity {
+                        next_row = 0;
+                    }
                 }
             }));
             match outcome {
                 Ok(()) => return faulted,
                 Err(payload) => {
                     faulted = true;
-                    // SAFETY: env `current` belongs to this run.
+                    let (id, row) = current;
+                    // SAFETY: env `id` and row `row` belong to this run.
                     unsafe {
-                        *st.fault.get_mut(current) = Some(panic_message(payload.as_ref()));
-                        *st.needs_reset.get_mut(current) = true;
+                        *st.fault.get_mut(id) = Some(panic_message(payload.as_ref()));
+                        *st.needs_reset.get_mut(id) = true;
+                        *rows.faulted.get_mut(row) = true;
+                        *rows.env_id.get_mut(row) = id as u32;
                     }
+                    next_row = if row + 1 == rows.capacity { 0 } else { row + 1 };
                 }
             }
         }
@@ -257,10 +302,19 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 }
 
 impl<E: Env> Stepper for Envs<E> {
-    unsafe fn run(&self, run: EnvRun<'_>, actions: ActionRows, st: &EnvState) -> bool {
+    unsafe fn run(
+        &self,
+        run: EnvRun<'_>,
+        first_row: usize,
+        actions: ActionRows,
+        st: &EnvState,
+        rows: &Rows,
+    ) -> bool {
         match run {
             // SAFETY: forwarded from the caller.
-            EnvRun::Range(start, end) => unsafe { self.run_ids(start..end, actions, st) },
+            EnvRun::Range(start, end) => unsafe {
+                self.run_ids(start..end, first_row, actions, st, rows)
+            },
             EnvRun::Chain { first, len, next } => {
                 let chain = ChainIter {
                     current: first,
@@ -268,7 +322,7 @@ impl<E: Env> Stepper for Envs<E> {
                     next,
                 };
                 // SAFETY: forwarded from the caller.
-                unsafe { self.run_ids(chain, actions, st) }
+                unsafe { self.run_ids(chain, first_row, actions, st, rows) }
             }
         }
     }

@@ -5,13 +5,13 @@ mod kernel;
 mod sync;
 mod workers;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 pub use kernel::AutoReset;
-use kernel::{ActionRows, ChainIter, EnvState, Envs};
-use workers::{MAX_CHUNKS, Shared, SyncCommand, job_parts, job_word, worker_main};
+use kernel::{ActionRows, EnvState, Envs, Rows};
+use sync::SharedBuf;
+use workers::{MAX_CHUNKS, Shared, SyncCommand, job_word, worker_main};
 
 use crate::batch::{Actions, Batch, Episodes};
 use crate::env::Env;
@@ -222,8 +222,59 @@ fn copy_row<T: Copy>(dst: &mut [T], src: &[T]) {
     fixed!(1 2 3 4 5 6 7 8)
 }
 
-/// The output arrays a batch borrows besides the per-env state: episode statistics, and in async
-/// mode the gathered rows. Allocated once, at full size.
+/// Copies row `k` of `values` (`per_row` wide) to row `env_ids[k]` of `buffer`.
+///
+/// # Safety
+/// The `env_ids` are valid rows of `buffer` that no other thread accesses.
+unsafe fn scatter_rows<T: Copy>(
+    buffer: &SharedBuf<T>,
+    values: &[T],
+    env_ids: &[u32],
+    per_row: usize,
+) {
+    debug_assert_eq!(values.len(), env_ids.len() * per_row);
+    // SAFETY (both): as the caller guarantees.
+    if per_row == 1 {
+        for (&env_id, &value) in env_ids.iter().zip(values) {
+            unsafe { *buffer.get_mut(env_id as usize) = value };
+        }
+    } else {
+        for (&env_id, row) in env_ids.iter().zip(values.chunks_exact(per_row)) {
+            let id = env_id as usize;
+            copy_row(unsafe { buffer.slice_mut(id * per_row, per_row) }, row);
+        }
+    }
+}
+
+/// Copies row `from` of the ring over row `to`.
+///
+/// # Safety
+/// No other thread accesses either row.
+unsafe fn move_row(rows: &Rows, from: usize, to: usize) {
+    let len = rows.obs_len;
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        // Distinct rows, so the two slices do not overlap.
+        rows.obs
+            .slice_mut(to * len, len)
+            .copy_from_slice(rows.obs.slice(from * len, len));
+        if !rows.final_obs.is_empty() {
+            rows.final_obs
+                .slice_mut(to * len, len)
+                .copy_from_slice(rows.final_obs.slice(from * len, len));
+        }
+        *rows.reward.get_mut(to) = rows.reward.read(from);
+        *rows.terminated.get_mut(to) = rows.terminated.read(from);
+        *rows.truncated.get_mut(to) = rows.truncated.read(from);
+        *rows.elapsed_step.get_mut(to) = rows.elapsed_step.read(from);
+        *rows.env_id.get_mut(to) = rows.env_id.read(from);
+        *rows.final_return.get_mut(to) = rows.final_return.read(from);
+        *rows.final_length.get_mut(to) = rows.final_length.read(from);
+    }
+}
+
+/// The output arrays a batch borrows besides the rows: episode statistics, and in async mode a
+/// copy of the batch's rows when they wrap around the end of the row ring. Allocated once.
 struct BatchBuffers {
     observations: Vec<f32>,
     reward: Vec<f32>,
@@ -238,16 +289,16 @@ struct BatchBuffers {
 }
 
 impl BatchBuffers {
-    /// `gather`: async mode, whose batch rows are copied from the per-env state.
-    fn new(rows: usize, obs_len: usize, same_step: bool, gather: bool) -> Self {
-        let gathered = if gather { rows } else { 0 };
+    /// `wrap`: async mode, whose batches may wrap around the row ring.
+    fn new(rows: usize, obs_len: usize, same_step: bool, wrap: bool) -> Self {
+        let copied = if wrap { rows } else { 0 };
         Self {
-            observations: vec![0.0; gathered * obs_len],
-            reward: vec![0.0; gathered],
-            terminated: vec![false; gathered],
-            truncated: vec![false; gathered],
-            env_id: vec![0; gathered],
-            elapsed_step: vec![0; gathered],
+            observations: vec![0.0; copied * obs_len],
+            reward: vec![0.0; copied],
+            terminated: vec![false; copied],
+            truncated: vec![false; copied],
+            env_id: vec![0; copied],
+            elapsed_step: vec![0; copied],
             episode_env_id: Vec::with_capacity(rows),
             episode_return: Vec::with_capacity(rows),
             episode_length: Vec::with_capacity(rows),
@@ -255,56 +306,94 @@ impl BatchBuffers {
         }
     }
 
-    fn clear_episodes(&mut self) {
+    /// The batch of `len` rows from `start` (wrapping around the ring), borrowed in place unless
+    /// they wrap, with the episodes that finished in them.
+    ///
+    /// # Safety
+    /// No thread writes these rows while the batch lives.
+    unsafe fn batch<'a>(&'a mut self, rows: &'a Rows, start: usize, len: usize) -> Batch<'a> {
+        let obs_len = rows.obs_len;
+        let first = len.min(rows.capacity - start);
+        let pieces = [(start, first), (0, len - first)];
         self.episode_env_id.clear();
         self.episode_return.clear();
         self.episode_length.clear();
         self.final_observation.clear();
-    }
-
-    /// Copies env `id`'s latest transition into batch row `row`.
-    ///
-    /// # Safety
-    /// Env `id` is not being stepped.
-    #[inline]
-    unsafe fn gather(&mut self, state: &EnvState, row: usize, id: usize) {
-        let len = state.obs_len;
-        // SAFETY: env `id` is not being stepped, as the caller guarantees.
-        unsafe {
-            copy_row(
-                &mut self.observations[row * len..(row + 1) * len],
-                state.obs.slice(id * len, len),
-            );
-            self.reward[row] = state.reward.read(id);
-            let terminated = state.terminated.read(id);
-            let truncated = state.truncated.read(id);
-            self.terminated[row] = terminated;
-            self.truncated[row] = truncated;
-            self.elapsed_step[row] = state.elapsed.read(id);
-            self.env_id[row] = id as u32;
-            if terminated | truncated {
-                self.push_episode(state, id);
+        // SAFETY (this function): the rows are not written meanwhile, as the caller guarantees.
+        for (piece_start, piece_len) in pieces {
+            let (terminated, truncated) = unsafe {
+                (
+                    rows.terminated.slice(piece_start, piece_len),
+                    rows.truncated.slice(piece_start, piece_len),
+                )
+            };
+            for (offset, (&terminated, &truncated)) in terminated.iter().zip(truncated).enumerate()
+            {
+                if terminated | truncated {
+                    unsafe { self.push_episode(rows, piece_start + offset) };
+                }
             }
+        }
+        if first == len {
+            return unsafe {
+                Batch {
+                    observations: rows.obs.slice(start * obs_len, len * obs_len),
+                    obs_len,
+                    reward: rows.reward.slice(start, len),
+                    terminated: rows.terminated.slice(start, len),
+                    truncated: rows.truncated.slice(start, len),
+                    env_id: rows.env_id.slice(start, len),
+                    elapsed_step: rows.elapsed_step.slice(start, len),
+                    episodes: self.episodes(),
+                }
+            };
+        }
+        let mut row = 0;
+        for (piece_start, piece_len) in pieces {
+            let (from, to) = (piece_start..piece_start + piece_len, row..row + piece_len);
+            unsafe {
+                self.observations[to.start * obs_len..to.end * obs_len]
+                    .copy_from_slice(rows.obs.slice(from.start * obs_len, piece_len * obs_len));
+                self.reward[to.clone()].copy_from_slice(rows.reward.slice(from.start, piece_len));
+                self.terminated[to.clone()]
+                    .copy_from_slice(rows.terminated.slice(from.start, piece_len));
+                self.truncated[to.clone()]
+                    .copy_from_slice(rows.truncated.slice(from.start, piece_len));
+                self.env_id[to.clone()].copy_from_slice(rows.env_id.slice(from.start, piece_len));
+                self.elapsed_step[to.clone()]
+                    .copy_from_slice(rows.elapsed_step.slice(from.start, piece_len));
+            }
+            row += piece_len;
+        }
+        Batch {
+            observations: &self.observations[..len * obs_len],
+            obs_len,
+            reward: &self.reward[..len],
+            terminated: &self.terminated[..len],
+            truncated: &self.truncated[..len],
+            env_id: &self.env_id[..len],
+            elapsed_step: &self.elapsed_step[..len],
+            episodes: self.episodes(),
         }
     }
 
-    /// Records the episode env `id` finished on its latest step.
+    /// Records the episode that finished on row `row`.
     ///
     /// # Safety
-    /// Env `id` is not being stepped.
-    unsafe fn push_episode(&mut self, state: &EnvState, id: usize) {
-        self.episode_env_id.push(id as u32);
-        // SAFETY: env `id` is not being stepped, as the caller guarantees.
+    /// Row `row` is not being written.
+    unsafe fn push_episode(&mut self, rows: &Rows, row: usize) {
+        // SAFETY: row `row` is not being written, as the caller guarantees.
         unsafe {
-            self.episode_return.push(state.final_return.read(id));
-            self.episode_length.push(state.final_length.read(id));
-            if state.autoreset == AutoReset::SameStep {
-                let len = state.obs_len;
+            self.episode_env_id.push(rows.env_id.read(row));
+            self.episode_return.push(rows.final_return.read(row));
+            self.episode_length.push(rows.final_length.read(row));
+            if !rows.final_obs.is_empty() {
+                let len = rows.obs_len;
                 let start = self.final_observation.len();
                 self.final_observation.resize(start + len, 0.0);
                 copy_row(
                     &mut self.final_observation[start..],
-                    state.final_obs.slice(id * len, len),
+                    rows.final_obs.slice(row * len, len),
                 );
             }
         }
@@ -323,18 +412,15 @@ impl BatchBuffers {
 /// The calling thread's bookkeeping of async mode.
 struct AsyncState {
     batch_size: usize,
-    /// Envs sent and not yet returned by `recv` (including `ready` ones).
+    /// Envs sent and not yet returned by `recv`.
     in_flight: Vec<bool>,
     in_flight_count: usize,
     /// Duplicate detection within one `send`: `send_mark[id] == send_generation`.
     send_mark: Vec<u32>,
     send_generation: u32,
     job_tail: u64,
-    completion_head: u64,
-    /// The rest of a completed job's chain that the last `recv` did not need.
-    partial: Option<(u32, u32)>,
-    /// Envs gathered by a `recv` that failed, returned first by the next one.
-    ready: VecDeque<u32>,
+    /// The absolute position of the first row of the row ring not yet returned by `recv`.
+    row_head: u64,
     actions: ActionRows,
 }
 
@@ -436,7 +522,10 @@ impl EnvPool {
             requested_threads.min(chunks)
         };
 
-        let state = EnvState::new(num_envs, obs_len, max_episode_steps, config.autoreset);
+        let state = EnvState::new(num_envs, max_episode_steps, config.autoreset);
+        // Async: a ring with a row per env holds every in-flight env's row plus the batch the
+        // caller holds (whose envs are not in flight).
+        let rows = Rows::new(num_envs, obs_len, config.autoreset);
         let per_row = action_check.per_row();
         let (int_len, float_len) = match (&action_check, is_async) {
             (_, false) => (0, 0),
@@ -446,6 +535,7 @@ impl EnvPool {
         let shared = Arc::new(Shared::new(
             Box::new(Envs::new(envs, config.seed)),
             state,
+            rows,
             int_len,
             float_len,
         ));
@@ -456,9 +546,7 @@ impl EnvPool {
             send_mark: vec![0; num_envs],
             send_generation: 0,
             job_tail: 0,
-            completion_head: 0,
-            partial: None,
-            ready: VecDeque::with_capacity(num_envs),
+            row_head: 0,
             actions: match &action_check {
                 ActionCheck::Discrete { .. } => {
                     ActionRows::Discrete(shared.async_actions_int.as_ptr())
@@ -597,8 +685,10 @@ impl EnvPool {
             unsafe {
                 shared.stepper.run(
                     kernel::EnvRun::Range(0, self.config.num_envs),
+                    0,
                     actions,
                     &shared.state,
+                    &shared.rows,
                 )
             }
         } else {
@@ -642,29 +732,9 @@ impl EnvPool {
     }
 
     fn sync_batch(&mut self) -> Batch<'_> {
-        let state = &self.shared.state;
-        let n = self.config.num_envs;
-        // SAFETY (this block): the epoch is over, so no thread writes the per-env state until the
-        // next call on the pool, which the returned batch's borrow of `self` excludes.
-        let (terminated, truncated) = unsafe { (state.terminated.all(), state.truncated.all()) };
-        self.out.clear_episodes();
-        for id in 0..n {
-            if terminated[id] | truncated[id] {
-                unsafe { self.out.push_episode(state, id) };
-            }
-        }
-        unsafe {
-            Batch {
-                observations: state.obs.all(),
-                obs_len: state.obs_len,
-                reward: state.reward.all(),
-                terminated,
-                truncated,
-                env_id: &self.all_env_ids,
-                elapsed_step: state.elapsed.all(),
-                episodes: self.out.episodes(),
-            }
-        }
+        // SAFETY: the epoch is over, so no thread writes the rows until the next call on the
+        // pool, which the returned batch's borrow of `self` excludes.
+        unsafe { self.out.batch(&self.shared.rows, 0, self.config.num_envs) }
     }
 
     // ---- async mode ----
@@ -736,23 +806,14 @@ impl EnvPool {
         self.action_check
             .validate(actions, env_ids.len(), |row| env_ids[row])?;
         let per_row = self.action_check.per_row();
-        for (row, &env_id) in env_ids.iter().enumerate() {
-            let (id, rows) = (env_id as usize, row * per_row..(row + 1) * per_row);
-            // SAFETY: env `id` is not in flight, so no thread reads its action row.
-            unsafe {
-                match actions {
-                    Actions::Int(values) => copy_row(
-                        self.shared
-                            .async_actions_int
-                            .slice_mut(id * per_row, per_row),
-                        &values[rows],
-                    ),
-                    Actions::Float(values) => copy_row(
-                        self.shared
-                            .async_actions_float
-                            .slice_mut(id * per_row, per_row),
-                        &values[rows],
-                    ),
+        // SAFETY: the envs are not in flight, so no thread reads their action rows.
+        unsafe {
+            match actions {
+                Actions::Int(values) => {
+                    scatter_rows(&self.shared.async_actions_int, values, env_ids, per_row)
+                }
+                Actions::Float(values) => {
+                    scatter_rows(&self.shared.async_actions_float, values, env_ids, per_row)
                 }
             }
         }
@@ -787,7 +848,6 @@ impl EnvPool {
     pub fn recv(&mut self) -> Result<Batch<'_>> {
         self.async_mode("recv()")?;
         let shared = &*self.shared;
-        let st = &shared.state;
         let Some(state) = self.async_state.as_mut() else {
             unreachable!("checked above")
         };
@@ -801,91 +861,84 @@ impl EnvPool {
                 batch_size,
             });
         }
-        let out = &mut self.out;
-        out.clear_episodes();
-        let mut rows = 0;
-        while rows < batch_size {
-            let Some(id) = state.ready.pop_front() else {
-                break;
-            };
-            // SAFETY: a ready env's job is complete, so no thread touches it.
-            unsafe { out.gather(st, rows, id as usize) };
-            rows += 1;
-        }
-        let mut fault: Option<(u32, String)> = None;
-        let mut other_faults = 0;
-        // Stops early when faults leave too few envs in flight to fill the batch.
-        while rows < batch_size && state.in_flight_count >= batch_size {
-            if let Some((current, left)) = state.partial {
-                let mut chain = ChainIter {
-                    current,
-                    left,
-                    next: &shared.next_link,
-                };
-                while rows < batch_size {
-                    let Some(id) = chain.next() else {
-                        break;
-                    };
-                    // SAFETY (both): the chain's job is complete, so no thread touches env `id`.
-                    if unsafe { st.fault.slice(id, 1)[0].is_none() } {
-                        unsafe { out.gather(st, rows, id) };
-                        rows += 1;
-                        continue;
-                    }
-                    let message = unsafe { st.fault.get_mut(id) }.take().unwrap_or_default();
-                    state.in_flight[id] = false;
-                    state.in_flight_count -= 1;
-                    match fault {
-                        None => fault = Some((id as u32, message)),
-                        Some(_) => other_faults += 1,
-                    }
-                }
-                state.partial = (chain.left > 0).then_some((chain.current, chain.left));
-                continue;
-            }
-            let job = if let Some(job) = shared.completed_job(state.completion_head) {
-                state.completion_head += 1;
-                job
+        // Every in-flight env gets a row, in order of reservation, so the next `batch_size` rows
+        // will be written: wait for them, stepping pending jobs meanwhile.
+        let rows = &shared.rows;
+        let capacity = rows.capacity;
+        let start = (state.row_head % capacity as u64) as usize;
+        let (mut ready, mut row) = (0, start);
+        while ready < batch_size {
+            let position = state.row_head + ready as u64;
+            if shared.row_ready(row, position) {
+                ready += 1;
+                row = if row + 1 == capacity { 0 } else { row + 1 };
             } else if let Some(job) = shared.claim_job() {
                 // SAFETY: claimed just now.
                 unsafe { shared.run_job(job, state.actions) };
-                job
             } else {
-                let head = state.completion_head;
-                shared
-                    .done
-                    .wait_until(|| shared.completed_job(head).is_some());
-                continue;
-            };
-            state.partial = Some(job_parts(job));
-        }
-        let received = &out.env_id[..rows];
-        if let Some((env_id, message)) = fault {
-            // What was gathered stays in flight and comes first in the next recv.
-            for &id in received.iter().rev() {
-                state.ready.push_front(id);
+                shared.done.wait_until(|| shared.row_ready(row, position));
             }
-            return Err(Error::EnvPanicked {
-                env_id,
-                message,
-                others: other_faults,
-            });
         }
-        for &id in received {
-            state.in_flight[id as usize] = false;
+        let first = batch_size.min(capacity - start);
+        let window = [(start, first), (0, batch_size - first)];
+        // SAFETY (this block): the rows of the window are written and belong to received envs,
+        // so no thread writes them until those envs are sent again.
+        unsafe {
+            if window
+                .iter()
+                .any(|&(from, len)| rows.faulted.slice(from, len).contains(&true))
+            {
+                return Err(Self::drop_faulted_rows(shared, state));
+            }
+            for (from, len) in window {
+                for &env_id in rows.env_id.slice(from, len) {
+                    state.in_flight[env_id as usize] = false;
+                }
+            }
         }
-        state.in_flight_count -= rows;
-        let len = st.obs_len;
-        Ok(Batch {
-            observations: &out.observations[..rows * len],
-            obs_len: len,
-            reward: &out.reward[..rows],
-            terminated: &out.terminated[..rows],
-            truncated: &out.truncated[..rows],
-            env_id: received,
-            elapsed_step: &out.elapsed_step[..rows],
-            episodes: out.episodes(),
-        })
+        state.in_flight_count -= batch_size;
+        state.row_head += batch_size as u64;
+        Ok(unsafe { self.out.batch(rows, start, batch_size) })
+    }
+
+    /// Takes the panicked envs' rows out of the next batch's window (keeping the others, in
+    /// order, for the next `recv`) and returns the error reporting them.
+    fn drop_faulted_rows(shared: &Shared, state: &mut AsyncState) -> Error {
+        let rows = &shared.rows;
+        let capacity = rows.capacity;
+        let start = (state.row_head % capacity as u64) as usize;
+        let mut first: Option<(u32, String)> = None;
+        let mut faults = 0;
+        // Move the good rows to the end of the window, in order; the window then starts past the
+        // panicked ones.
+        let mut write = state.batch_size;
+        for k in (0..state.batch_size).rev() {
+            let row = (start + k) % capacity;
+            // SAFETY: the window's rows belong to received envs (see `recv`).
+            unsafe {
+                if rows.faulted.read(row) {
+                    *rows.faulted.get_mut(row) = false;
+                    let env_id = rows.env_id.read(row);
+                    let message = shared.state.fault.get_mut(env_id as usize).take();
+                    state.in_flight[env_id as usize] = false;
+                    state.in_flight_count -= 1;
+                    faults += 1;
+                    first = Some((env_id, message.unwrap_or_default()));
+                } else {
+                    write -= 1;
+                    if write != k {
+                        move_row(rows, row, (start + write) % capacity);
+                    }
+                }
+            }
+        }
+        state.row_head += write as u64;
+        let (env_id, message) = first.unwrap_or_default();
+        Error::EnvPanicked {
+            env_id,
+            message,
+            others: faults - 1,
+        }
     }
 
     /// Envs sent and not yet received (async mode; 0 in sync mode).

@@ -37,6 +37,10 @@ impl<T> SharedBuf<T> {
         self.cells.len()
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.cells.is_empty()
+    }
+
     fn base(&self) -> *mut T {
         UnsafeCell::raw_get(self.cells.as_ptr())
     }
@@ -86,13 +90,6 @@ impl<T> SharedBuf<T> {
     /// The start of the buffer, for readers that index it themselves.
     pub(crate) fn as_ptr(&self) -> *const T {
         self.base()
-    }
-
-    /// # Safety
-    /// No thread accesses the buffer while the slice lives, except to read it.
-    pub(crate) unsafe fn all(&self) -> &[T] {
-        // SAFETY: as the caller guarantees.
-        unsafe { self.slice(0, self.cells.len()) }
     }
 }
 

@@ -6,13 +6,15 @@
 //! waits for the count. One atomic per chunk, none per env.
 //!
 //! Async mode: `send` links the sent env ids into chains of a few dozen (`next_link`) and pushes
-//! one *job* per chain onto a ring; workers (and the caller, inside `recv`) claim jobs, step their
-//! chains and push them onto a completion ring, which `recv` drains into the batch.
+//! one *job* per chain onto a ring; workers (and the caller, inside `recv`) claim a job, reserve
+//! as many consecutive rows of the row ring, step the chain straight into them and mark them
+//! ready. `recv` waits for `batch_size` ready rows after the last batch and hands them out as the
+//! batch, without copying them unless they wrap around the end of the ring.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use super::kernel::{ActionRows, EnvRun, EnvState, Stepper};
+use super::kernel::{ActionRows, EnvRun, EnvState, Rows, Stepper};
 use super::sync::{CachePadded, SharedBuf, Signal};
 
 /// What the threads of a sync epoch read once they have claimed a chunk.
@@ -43,16 +45,10 @@ pub(crate) fn job_parts(word: u64) -> (u32, u32) {
     ((word >> 32) as u32, word as u32)
 }
 
-#[derive(Default)]
-struct CompletionSlot {
-    /// `position + 1` once the job of that ring position is written.
-    sequence: AtomicU64,
-    job: AtomicU64,
-}
-
 pub(crate) struct Shared {
     pub stepper: Box<dyn Stepper>,
     pub state: EnvState,
+    pub rows: Rows,
     shutdown: AtomicBool,
     /// Workers wait here for work.
     pub work: Signal,
@@ -70,28 +66,33 @@ pub(crate) struct Shared {
     pub async_actions_float: SharedBuf<f32>,
     /// Async chains: the env after each env in its job.
     pub next_link: SharedBuf<u32>,
-    ring_mask: u64,
+    job_mask: u64,
     jobs: Box<[AtomicU64]>,
     job_head: CachePadded<AtomicU64>,
     job_tail: CachePadded<AtomicU64>,
-    completions: Box<[CompletionSlot]>,
-    completion_tail: CachePadded<AtomicU64>,
+    /// Next row of the row ring to reserve (an absolute position; the row is position % capacity).
+    row_tail: CachePadded<AtomicU64>,
+    /// `position + 1` once the row of that absolute position is written.
+    row_ready: Box<[AtomicU64]>,
 }
 
 impl Shared {
     pub(crate) fn new(
         stepper: Box<dyn Stepper>,
         state: EnvState,
+        rows: Rows,
         async_int_len: usize,
         async_float_len: usize,
     ) -> Self {
-        let num_envs = state.reward.len();
+        let num_envs = state.elapsed.len();
         // At most one job per env is in flight, so a ring of more slots than envs never laps a
         // job that is still wanted.
-        let ring = (num_envs + 1).next_power_of_two();
+        let job_ring = (num_envs + 1).next_power_of_two();
+        let row_ready = (0..rows.capacity).map(|_| AtomicU64::new(0)).collect();
         Self {
             stepper,
             state,
+            rows,
             shutdown: AtomicBool::new(false),
             work: Signal::default(),
             done: Signal::default(),
@@ -109,12 +110,12 @@ impl Shared {
             async_actions_int: SharedBuf::new(async_int_len, 0),
             async_actions_float: SharedBuf::new(async_float_len, 0.0),
             next_link: SharedBuf::new(num_envs, 0),
-            ring_mask: ring as u64 - 1,
-            jobs: (0..ring).map(|_| AtomicU64::new(0)).collect(),
+            job_mask: job_ring as u64 - 1,
+            jobs: (0..job_ring).map(|_| AtomicU64::new(0)).collect(),
             job_head: CachePadded::default(),
             job_tail: CachePadded::default(),
-            completions: (0..ring).map(|_| CompletionSlot::default()).collect(),
-            completion_tail: CachePadded::default(),
+            row_tail: CachePadded::default(),
+            row_ready,
         }
     }
 
@@ -163,8 +164,13 @@ impl Shared {
             // SAFETY: the chunk is ours alone (claimed once by the CAS) and its action rows are
             // valid until the epoch ends, which it cannot before we count the chunk done.
             let faulted = unsafe {
-                self.stepper
-                    .run(EnvRun::Range(start, end), command.actions, &self.state)
+                self.stepper.run(
+                    EnvRun::Range(start, end),
+                    start,
+                    command.actions,
+                    &self.state,
+                    &self.rows,
+                )
             };
             if faulted {
                 self.any_fault.store(true, Ordering::Relaxed);
@@ -207,7 +213,7 @@ impl Shared {
 
     /// Writes job `position` before it is published (caller only).
     pub(crate) fn write_job(&self, position: u64, job: u64) {
-        self.jobs[(position & self.ring_mask) as usize].store(job, Ordering::Relaxed);
+        self.jobs[(position & self.job_mask) as usize].store(job, Ordering::Relaxed);
     }
 
     pub(crate) fn claim_job(&self) -> Option<u64> {
@@ -217,7 +223,7 @@ impl Shared {
                 return None;
             }
             // Read before the CAS: the slot cannot be rewritten while job `head` is unclaimed.
-            let job = self.jobs[(head & self.ring_mask) as usize].load(Ordering::Relaxed);
+            let job = self.jobs[(head & self.job_mask) as usize].load(Ordering::Relaxed);
             if self
                 .job_head
                 .compare_exchange_weak(head, head + 1, Ordering::AcqRel, Ordering::Acquire)
@@ -228,35 +234,48 @@ impl Shared {
         }
     }
 
-    /// Steps a claimed job's chain.
+    /// Steps a claimed job's chain into rows it reserves, and marks them ready.
     ///
     /// # Safety
-    /// `job` was claimed by this thread (`claim_job`) and not yet completed.
+    /// `job` was claimed by this thread (`claim_job`) and not yet run.
     pub(crate) unsafe fn run_job(&self, job: u64, actions: ActionRows) {
         let (first, len) = job_parts(job);
+        let capacity = self.rows.capacity as u64;
+        // The ring holds a row for every env in flight (and for the batch the caller holds, whose
+        // envs are not in flight), so the rows reserved here are free.
+        let start = self.row_tail.fetch_add(u64::from(len), Ordering::Relaxed);
         let run = EnvRun::Chain {
             first,
             len,
             next: &self.next_link,
         };
-        // SAFETY: a claimed job's envs are in flight and belong to its claimer alone; `send` wrote
-        // their action rows before publishing the job.
-        unsafe { self.stepper.run(run, actions, &self.state) };
-    }
-
-    pub(crate) fn complete_job(&self, job: u64) {
-        let position = self.completion_tail.fetch_add(1, Ordering::Relaxed);
-        let slot = &self.completions[(position & self.ring_mask) as usize];
-        slot.job.store(job, Ordering::Relaxed);
-        slot.sequence.store(position + 1, Ordering::Release);
+        // SAFETY: a claimed job's envs are in flight and belong to its claimer alone, as do the
+        // rows just reserved; `send` wrote their action rows before publishing the job.
+        unsafe {
+            self.stepper.run(
+                run,
+                (start % capacity) as usize,
+                actions,
+                &self.state,
+                &self.rows,
+            )
+        };
+        let mut row = (start % capacity) as usize;
+        for position in start..start + u64::from(len) {
+            self.row_ready[row].store(position + 1, Ordering::Release);
+            row = if row + 1 == self.row_ready.len() {
+                0
+            } else {
+                row + 1
+            };
+        }
         self.done.notify();
     }
 
-    /// The job completed at ring position `head`, if it is there yet (caller only).
-    pub(crate) fn completed_job(&self, head: u64) -> Option<u64> {
-        let slot = &self.completions[(head & self.ring_mask) as usize];
-        (slot.sequence.load(Ordering::Acquire) == head + 1)
-            .then(|| slot.job.load(Ordering::Relaxed))
+    /// Whether `row`, at absolute position `position` of the ring, is written (caller only).
+    #[inline]
+    pub(crate) fn row_ready(&self, row: usize, position: u64) -> bool {
+        self.row_ready[row].load(Ordering::Acquire) == position + 1
     }
 
     fn async_worker(&self, actions: ActionRows) {
@@ -271,7 +290,6 @@ impl Shared {
             while let Some(job) = self.claim_job() {
                 // SAFETY: claimed just now.
                 unsafe { self.run_job(job, actions) };
-                self.complete_job(job);
             }
         }
     }
