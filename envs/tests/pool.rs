@@ -620,6 +620,22 @@ fn registered_envs_are_made_by_id_with_their_time_limit_or_the_override() {
 }
 
 #[test]
+fn pools_and_errors_can_move_between_threads() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<EnvPool>();
+    assert_send::<Error>();
+    let mut pool = EnvPool::new(PoolConfig::new("CartPole-v1", 64).num_threads(2)).unwrap();
+    pool.reset().unwrap();
+    let pool = std::thread::spawn(move || {
+        pool.step(&[0i64; 64]).unwrap();
+        pool
+    })
+    .join()
+    .unwrap();
+    assert_eq!(pool.num_envs(), 64);
+}
+
+#[test]
 fn bad_configs_are_errors_naming_the_value() {
     let cases = [
         (PoolConfig::new("CartPole-v1", 0), "num_envs = 0"),
