@@ -148,6 +148,7 @@ def main():
     threads = [int(t) for t in args.threads.split(",")]
     modes = args.modes.split(",")
     print(f"envpool {envpool.__version__}, Python {sys.version.split()[0]}", flush=True)
+    print(f"load average at start: {Path('/proc/loadavg').read_text().strip()}", flush=True)
     header = f"{'task':<26} {'mode':<5} {'envs':>6} {'threads':>7} {'batch':>6} {'env-steps/s':>14} {'ns/step':>10}"
     print(header, flush=True)
     rows = []
@@ -163,6 +164,7 @@ def main():
                         f"{task:<26} {mode:<5} {num_envs:>6} {num_threads:>7} {batch:>6} {rate:>14.0f} {1e9 / rate:>10.1f}",
                         flush=True,
                     )
+    print(f"load average at end: {Path('/proc/loadavg').read_text().strip()}", flush=True)
     if args.csv:
         with open(args.csv, "w", newline="") as out:
             writer = csv.writer(out)

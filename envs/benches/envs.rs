@@ -46,6 +46,10 @@ fn main() {
             _ => {}
         }
     }
+    // Other processes share the cores: say how busy the machine was.
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average at start: {}", load.trim());
+    }
     println!("{}", table_header());
     let rows = hone_envs::bench::run_grid(&grid, |row| println!("{}", format_row(row)))
         .unwrap_or_else(|error| panic!("benchmark failed: {error}"));
@@ -59,6 +63,9 @@ fn main() {
             row.nanos_per_step(),
             row.task
         );
+    }
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average at end: {}", load.trim());
     }
     if let Some(path) = csv_path {
         std::fs::write(&path, format_csv(&rows))

@@ -61,7 +61,10 @@ pub struct Row {
     pub task: String,
     pub mode: BenchMode,
     pub num_envs: usize,
+    /// As asked for.
     pub num_threads: usize,
+    /// What the pool used (`EnvPool::num_threads`: fewer for small pools).
+    pub threads_used: usize,
     pub batch_size: usize,
     /// Env-steps (batch rows, reset rows included) in the measured time.
     pub env_steps: u64,
@@ -218,7 +221,8 @@ pub fn run_cell(
         task: task.to_owned(),
         mode,
         num_envs,
-        num_threads: pool.num_threads(),
+        num_threads,
+        threads_used: pool.num_threads(),
         batch_size,
         env_steps,
         seconds,
@@ -250,18 +254,19 @@ pub fn run_grid(grid: &Grid, mut on_row: impl FnMut(&Row)) -> Result<Vec<Row>> {
 /// The header of `format_row`'s lines.
 pub fn table_header() -> String {
     format!(
-        "{:<26} {:<5} {:>6} {:>7} {:>6} {:>14} {:>10}",
-        "task", "mode", "envs", "threads", "batch", "env-steps/s", "ns/step"
+        "{:<26} {:<5} {:>6} {:>7} {:>4} {:>6} {:>14} {:>10}",
+        "task", "mode", "envs", "threads", "used", "batch", "env-steps/s", "ns/step"
     )
 }
 
 pub fn format_row(row: &Row) -> String {
     format!(
-        "{:<26} {:<5} {:>6} {:>7} {:>6} {:>14.0} {:>10.1}",
+        "{:<26} {:<5} {:>6} {:>7} {:>4} {:>6} {:>14.0} {:>10.1}",
         row.task,
         row.mode.name(),
         row.num_envs,
         row.num_threads,
+        row.threads_used,
         row.batch_size,
         row.steps_per_second(),
         row.nanos_per_step()

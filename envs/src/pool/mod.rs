@@ -1,5 +1,27 @@
 //! `EnvPool`: a batch of envs stepped in place by worker threads, in sync mode (every env each
 //! step) or async mode (send to some envs, receive whichever finish first).
+//!
+//! - **Sync** (`batch_size == num_envs`): `reset()`, then `step(actions)` with one action row per
+//!   env in env order; the batch's rows are in env order too.
+//! - **Async** (`batch_size < num_envs`): `async_reset()`, then `recv()` returns `batch_size`
+//!   envs, the first to finish first, and `send(actions, env_ids)` gives some envs (typically the
+//!   ones just received) their next actions. An env is *in flight* from its send to the recv that
+//!   returns it; sending to it meanwhile is an error.
+//! - **Autoreset**: after an episode ends (terminated, or truncated at `max_episode_steps`), the
+//!   env resets on its next step (`AutoReset::NextStep`, whose row is a reset row: reward 0, no
+//!   flags, the action ignored) or within the same step (`AutoReset::SameStep`, the final
+//!   observation in `batch.episodes.final_observation`).
+//! - **Determinism**: env `i` owns `Pcg64::from_seed(seed + i)` and nothing else is shared, so
+//!   sync batches are bit-identical for any `num_threads`, and async per-env trajectories depend
+//!   only on the actions each env is sent.
+//! - **Faults**: bad input is an `Error` before anything is touched. An env that panics is
+//!   reported as `Error::EnvPanicked` by the `step` or `recv` that would have returned it, and
+//!   resets on its next step; the other envs go on (a failed sync step has stepped them; a failed
+//!   recv keeps the rows it had gathered for the next recv).
+//! - **Threads**: `num_threads` counts the calling thread, which always does its share. A pool
+//!   whose work fits in one chunk (a single env, a few envs) runs on the calling thread with no
+//!   hand-off at all. Idle workers spin briefly, then yield, then sleep on a condvar; dropping the
+//!   pool wakes and joins them.
 
 mod kernel;
 mod sync;
