@@ -32,7 +32,7 @@ use std::thread::JoinHandle;
 
 pub use kernel::AutoReset;
 use kernel::{ActionRows, EnvState, Envs, Rows};
-use sync::SharedBuf;
+use sync::{CALLER_PATIENCE, SharedBuf};
 use workers::{MAX_CHUNKS, Shared, SyncCommand, job_word, worker_main};
 
 use crate::batch::{Actions, Batch, Episodes};
@@ -898,7 +898,9 @@ impl EnvPool {
                 // SAFETY: claimed just now.
                 unsafe { shared.run_job(job, state.actions) };
             } else {
-                shared.done.wait_until(|| shared.row_ready(row, position));
+                shared
+                    .done
+                    .wait_until(CALLER_PATIENCE, || shared.row_ready(row, position));
             }
         }
         let first = batch_size.min(capacity - start);

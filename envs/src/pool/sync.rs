@@ -106,10 +106,27 @@ impl<T> Deref for CachePadded<T> {
     }
 }
 
-/// How long a waiter spins before it yields, and then before it sleeps. Spinning is what makes a
-/// hand-off cost well under a microsecond; sleeping is what keeps an idle pool off the CPU.
-const SPIN: Duration = Duration::from_micros(30);
-const YIELD: Duration = Duration::from_micros(200);
+/// How long a waiter spins, then yields, before it sleeps. Spinning is what makes a hand-off cost
+/// well under a microsecond; sleeping keeps an idle pool off the CPU, and frees the core for a
+/// thread the caller waits for when that thread was preempted.
+#[derive(Clone, Copy)]
+pub(crate) struct Patience {
+    pub spin: Duration,
+    pub yield_until: Duration,
+}
+
+/// Workers between steps: the caller's next step is usually a few microseconds away.
+pub(crate) const WORKER_PATIENCE: Patience = Patience {
+    spin: Duration::from_micros(30),
+    yield_until: Duration::from_micros(200),
+};
+
+/// The caller waiting for workers to finish: they normally do within a chunk's time; when not,
+/// a worker was preempted, and it can migrate to the caller's core once the caller sleeps.
+pub(crate) const CALLER_PATIENCE: Patience = Patience {
+    spin: Duration::from_micros(20),
+    yield_until: Duration::from_micros(20),
+};
 
 /// A wake-up signal: waiters spin on their condition, then yield, then sleep on a condvar; a
 /// notifier touches the mutex only when someone sleeps, so the hot path is one fence and a load.
@@ -123,8 +140,8 @@ pub(crate) struct Signal {
 impl Signal {
     /// Returns once `ready()` is true. `ready` must become true only through a change that is
     /// followed by `notify` on this signal.
-    pub(crate) fn wait_until(&self, mut ready: impl FnMut() -> bool) {
-        if self.spin_until(&mut ready) {
+    pub(crate) fn wait_until(&self, patience: Patience, mut ready: impl FnMut() -> bool) {
+        if Self::spin_until(patience, &mut ready) {
             return;
         }
         let mut guard = self
@@ -144,7 +161,7 @@ impl Signal {
         self.sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 
-    fn spin_until(&self, ready: &mut impl FnMut() -> bool) -> bool {
+    fn spin_until(patience: Patience, ready: &mut impl FnMut() -> bool) -> bool {
         let start = Instant::now();
         loop {
             for _ in 0..64 {
@@ -154,10 +171,10 @@ impl Signal {
                 std::hint::spin_loop();
             }
             let waited = start.elapsed();
-            if waited > YIELD {
+            if waited > patience.yield_until {
                 return false;
             }
-            if waited > SPIN {
+            if waited > patience.spin {
                 std::thread::yield_now();
             }
         }

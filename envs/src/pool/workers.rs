@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::kernel::{ActionRows, EnvRun, EnvState, Rows, Stepper};
-use super::sync::{CachePadded, SharedBuf, Signal};
+use super::sync::{CALLER_PATIENCE, CachePadded, SharedBuf, Signal, WORKER_PATIENCE};
 
 /// What the threads of a sync epoch read once they have claimed a chunk.
 #[derive(Clone, Copy)]
@@ -183,15 +183,16 @@ impl Shared {
 
     /// Waits for every chunk of the running epoch; returns whether an env panicked in it.
     pub(crate) fn finish_epoch(&self, chunks: usize) -> bool {
-        self.done
-            .wait_until(|| self.chunks_done.load(Ordering::Acquire) == chunks);
+        self.done.wait_until(CALLER_PATIENCE, || {
+            self.chunks_done.load(Ordering::Acquire) == chunks
+        });
         self.any_fault.swap(false, Ordering::Relaxed)
     }
 
     fn sync_worker(&self) {
         let mut seen = claim_epoch(self.claim.load(Ordering::Acquire));
         loop {
-            self.work.wait_until(|| {
+            self.work.wait_until(WORKER_PATIENCE, || {
                 self.shutdown.load(Ordering::Acquire)
                     || claim_epoch(self.claim.load(Ordering::Acquire)) != seen
             });
@@ -280,7 +281,7 @@ impl Shared {
 
     fn async_worker(&self, actions: ActionRows) {
         loop {
-            self.work.wait_until(|| {
+            self.work.wait_until(WORKER_PATIENCE, || {
                 self.shutdown.load(Ordering::Acquire)
                     || self.job_head.load(Ordering::Acquire) < self.job_tail.load(Ordering::Acquire)
             });
