@@ -6,7 +6,11 @@ pub enum Space {
     /// The integers `0..n` (gymnasium `Discrete(n)`).
     Discrete { n: i64 },
     /// f32 values with per-element bounds, laid out row-major in `shape`.
-    Box { low: Vec<f32>, high: Vec<f32>, shape: Vec<usize> },
+    Box {
+        low: Vec<f32>,
+        high: Vec<f32>,
+        shape: Vec<usize>,
+    },
     /// One integer per element, element `i` in `0..nvec[i]` (gymnasium `MultiDiscrete(nvec)`).
     MultiDiscrete { nvec: Vec<i64> },
 }
@@ -15,7 +19,11 @@ impl Space {
     /// A `Box` of the given shape with the same bounds for every element.
     pub fn uniform_box(low: f32, high: f32, shape: &[usize]) -> Self {
         let len = shape.iter().product();
-        Space::Box { low: vec![low; len], high: vec![high; len], shape: shape.to_vec() }
+        Space::Box {
+            low: vec![low; len],
+            high: vec![high; len],
+            shape: shape.to_vec(),
+        }
     }
 
     /// How many scalars one element of this space occupies in a batch row (`Discrete`: 1).
