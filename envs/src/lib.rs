@@ -1,1 +1,19 @@
 //! hone-envs: an envpool-style engine — worker threads, contiguous batch buffers — and gymnasium-exact environments.
+
+pub mod batch;
+pub mod bench;
+pub mod classic;
+pub mod env;
+pub mod error;
+pub mod pool;
+pub mod registry;
+pub mod rng;
+pub mod space;
+
+pub use batch::{Actions, Batch, Episodes};
+pub use classic::{Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum};
+pub use env::{Action, Env, StepOutcome};
+pub use error::{Error, Result};
+pub use pool::{AutoReset, EnvPool, PoolConfig};
+pub use registry::{Registry, make, register};
+pub use space::Space;

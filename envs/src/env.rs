@@ -1,0 +1,40 @@
+//! The `Env` trait: one environment instance, stepped in place inside a pool's batch buffer.
+
+use crate::rng::Pcg64;
+use crate::space::Space;
+
+/// One action, borrowed from the pool's action batch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Action<'a> {
+    /// For a `Discrete` action space; the pool has checked it is in range.
+    Discrete(i64),
+    /// For a `MultiDiscrete` action space; the pool has checked every element is in range.
+    MultiDiscrete(&'a [i64]),
+    /// For a `Box` action space; the pool has checked it holds no NaN. Out-of-bounds values are
+    /// the env's to handle (gymnasium's envs clip).
+    Continuous(&'a [f32]),
+}
+
+/// What a step returns besides the observation, which it writes in place.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepOutcome {
+    pub reward: f64,
+    /// The episode reached a terminal state of the MDP. Time limits are the pool's
+    /// (`max_episode_steps`) and are reported as truncation.
+    pub terminated: bool,
+}
+
+/// An environment. It owns its state; the pool owns the buffers it writes into and the random
+/// number generator it draws from (seeded per env, so trajectories do not depend on threading).
+///
+/// `reset` and `step` write the observation into `obs`, the env's row of the pool's batch buffer
+/// (`observation_space().flat_len()` f32s). They must not allocate: the pool's steady state
+/// allocates nothing.
+pub trait Env: Send {
+    fn observation_space(&self) -> Space;
+    fn action_space(&self) -> Space;
+    /// Starts a new episode with an initial state drawn from `rng`.
+    fn reset(&mut self, rng: &mut Pcg64, obs: &mut [f32]);
+    /// Advances one step. `rng` is there for stochastic dynamics.
+    fn step(&mut self, action: Action<'_>, rng: &mut Pcg64, obs: &mut [f32]) -> StepOutcome;
+}

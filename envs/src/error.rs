@@ -1,0 +1,77 @@
+//! Errors of hone-envs. Each names the bad value and what was expected; after any of them the pool
+//! that returned it stays usable.
+
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum Error {
+    #[error("unknown task id `{id}`; known ids: {}", known.join(", "))]
+    UnknownTask { id: String, known: Vec<String> },
+    #[error("task id `{0}` is already registered")]
+    DuplicateTask(String),
+    #[error("invalid pool config: {0}")]
+    InvalidConfig(String),
+    #[error("expected {expected} action values ({rows} rows of {per_row}), got {got}")]
+    ActionCount {
+        expected: usize,
+        rows: usize,
+        per_row: usize,
+        got: usize,
+    },
+    #[error("the action space is {space}: actions must be {expected} values, got {got} values")]
+    ActionType {
+        space: &'static str,
+        expected: &'static str,
+        got: &'static str,
+    },
+    #[error("action {value} for env {env_id} is out of range 0..{n}")]
+    ActionOutOfRange { env_id: u32, value: i64, n: i64 },
+    #[error("action element {element} = {value} for env {env_id} is out of range 0..{n}")]
+    MultiDiscreteActionOutOfRange {
+        env_id: u32,
+        element: usize,
+        value: i64,
+        n: i64,
+    },
+    #[error("action for env {env_id} is NaN at element {element}")]
+    ActionNaN { env_id: u32, element: usize },
+    #[error("env id {env_id} is out of range 0..{num_envs}")]
+    EnvIdOutOfRange { env_id: u32, num_envs: usize },
+    #[error("env {env_id} appears more than once in one send")]
+    DuplicateEnvId { env_id: u32 },
+    #[error("env {env_id} is already in flight (sent and not yet received)")]
+    EnvInFlight { env_id: u32 },
+    #[error("send needs at least one env id")]
+    NoEnvIds,
+    #[error("recv with nothing in flight: send actions first")]
+    NothingInFlight,
+    #[error("recv needs {batch_size} envs in flight to fill a batch, only {in_flight} are")]
+    NotEnoughInFlight { in_flight: usize, batch_size: usize },
+    #[error("{operation} {reason}")]
+    WrongMode {
+        operation: &'static str,
+        reason: &'static str,
+    },
+    #[error("{operation} before any reset: call {reset} first")]
+    NotReset {
+        operation: &'static str,
+        reset: &'static str,
+    },
+    #[error("env {env_id} panicked: {message}{}; it resets on its next step", others_note(*others))]
+    EnvPanicked {
+        env_id: u32,
+        message: String,
+        others: usize,
+    },
+    #[error("could not start a worker thread: {0}")]
+    ThreadSpawn(String),
+}
+
+fn others_note(others: usize) -> String {
+    match others {
+        0 => String::new(),
+        n => format!(" (and {n} more env(s) panicked in the same batch)"),
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

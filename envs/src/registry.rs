@@ -1,0 +1,195 @@
+//! Task ids → env types. The built-in ids are gymnasium's classic-control tasks; users register
+//! their own `Env` types with a factory and a default time limit.
+//!
+//! ```
+//! use hone_envs::rng::Pcg64;
+//! use hone_envs::{Action, Env, PoolConfig, Space, StepOutcome, registry};
+//!
+//! #[derive(Default)]
+//! struct Coin;
+//! impl Env for Coin {
+//!     fn observation_space(&self) -> Space { Space::uniform_box(0.0, 1.0, &[1]) }
+//!     fn action_space(&self) -> Space { Space::Discrete { n: 2 } }
+//!     fn reset(&mut self, _rng: &mut Pcg64, obs: &mut [f32]) { obs[0] = 0.0 }
+//!     fn step(&mut self, action: Action<'_>, _rng: &mut Pcg64, obs: &mut [f32]) -> StepOutcome {
+//!         let Action::Discrete(a) = action else { unreachable!() };
+//!         obs[0] = a as f32;
+//!         StepOutcome { reward: a as f64, terminated: a == 1 }
+//!     }
+//! }
+//!
+//! registry::register("Coin-v0", 10, Coin::default)?;
+//! let pool = registry::make("Coin-v0", PoolConfig::default().seed(3))?;
+//! assert_eq!(pool.max_episode_steps(), 10);
+//! # Ok::<(), hone_envs::Error>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use crate::classic::{Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum};
+use crate::env::Env;
+use crate::error::{Error, Result};
+use crate::pool::{EnvPool, PoolConfig};
+
+type PoolBuilder = dyn Fn(PoolConfig, u32) -> Result<EnvPool> + Send + Sync;
+
+#[derive(Clone)]
+struct Task {
+    max_episode_steps: u32,
+    build: Arc<PoolBuilder>,
+}
+
+/// A set of tasks. Most code uses the process-wide one through `make` and `register`.
+#[derive(Clone, Default)]
+pub struct Registry {
+    tasks: BTreeMap<String, Task>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("ids", &self.ids())
+            .finish()
+    }
+}
+
+/// The built-in tasks and their gymnasium time limits.
+pub const BUILTIN_TASKS: [(&str, u32); 5] = [
+    ("CartPole-v1", 500),
+    ("Acrobot-v1", 500),
+    ("MountainCar-v0", 200),
+    ("MountainCarContinuous-v0", 999),
+    ("Pendulum-v1", 200),
+];
+
+impl Registry {
+    /// No tasks.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// The built-in tasks (`BUILTIN_TASKS`).
+    pub fn with_builtins() -> Self {
+        let mut registry = Self::empty();
+        let [
+            cartpole,
+            acrobot,
+            mountain_car,
+            mountain_car_continuous,
+            pendulum,
+        ] = BUILTIN_TASKS;
+        let registered = [
+            registry.register(cartpole.0, cartpole.1, CartPole::default),
+            registry.register(acrobot.0, acrobot.1, Acrobot::default),
+            registry.register(mountain_car.0, mountain_car.1, MountainCar::default),
+            registry.register(
+                mountain_car_continuous.0,
+                mountain_car_continuous.1,
+                MountainCarContinuous::default,
+            ),
+            registry.register(pendulum.0, pendulum.1, Pendulum::default),
+        ];
+        debug_assert!(
+            registered.iter().all(Result::is_ok),
+            "built-in ids are distinct"
+        );
+        registry
+    }
+
+    /// Registers `id`: a pool of it holds `num_envs` envs made by `factory`, truncated after
+    /// `max_episode_steps` steps unless its config overrides that.
+    pub fn register<E, F>(&mut self, id: &str, max_episode_steps: u32, factory: F) -> Result<()>
+    where
+        E: Env + 'static,
+        F: Fn() -> E + Send + Sync + 'static,
+    {
+        if self.tasks.contains_key(id) {
+            return Err(Error::DuplicateTask(id.to_owned()));
+        }
+        if max_episode_steps == 0 {
+            return Err(Error::InvalidConfig(format!(
+                "task `{id}`: max_episode_steps = 0, must be at least 1"
+            )));
+        }
+        let build: Arc<PoolBuilder> =
+            Arc::new(move |config: PoolConfig, max_episode_steps: u32| {
+                EnvPool::from_factory(config, max_episode_steps, &factory)
+            });
+        self.tasks.insert(
+            id.to_owned(),
+            Task {
+                max_episode_steps,
+                build,
+            },
+        );
+        Ok(())
+    }
+
+    /// A pool of task `config.task_id`.
+    pub fn make(&self, config: PoolConfig) -> Result<EnvPool> {
+        let task = self.task(&config.task_id)?;
+        (task.build)(config, task.max_episode_steps)
+    }
+
+    /// The registered ids, sorted.
+    pub fn ids(&self) -> Vec<String> {
+        self.tasks.keys().cloned().collect()
+    }
+
+    /// The registered time limit of `id`.
+    pub fn max_episode_steps(&self, id: &str) -> Result<u32> {
+        Ok(self.task(id)?.max_episode_steps)
+    }
+
+    fn task(&self, id: &str) -> Result<&Task> {
+        self.tasks.get(id).ok_or_else(|| Error::UnknownTask {
+            id: id.to_owned(),
+            known: self.ids(),
+        })
+    }
+}
+
+fn global() -> &'static RwLock<Registry> {
+    static GLOBAL: OnceLock<RwLock<Registry>> = OnceLock::new();
+    GLOBAL.get_or_init(|| RwLock::new(Registry::with_builtins()))
+}
+
+/// Registers a task in the process-wide registry (see `Registry::register`).
+pub fn register<E, F>(id: &str, max_episode_steps: u32, factory: F) -> Result<()>
+where
+    E: Env + 'static,
+    F: Fn() -> E + Send + Sync + 'static,
+{
+    global()
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .register(id, max_episode_steps, factory)
+}
+
+/// A pool of task `task_id` from the process-wide registry; `task_id` replaces `config.task_id`.
+pub fn make(task_id: &str, config: PoolConfig) -> Result<EnvPool> {
+    make_pool(PoolConfig {
+        task_id: task_id.to_owned(),
+        ..config
+    })
+}
+
+/// The ids of the process-wide registry, sorted.
+pub fn task_ids() -> Vec<String> {
+    global()
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .ids()
+}
+
+/// `EnvPool::new`: a pool of `config.task_id` from the process-wide registry.
+pub(crate) fn make_pool(config: PoolConfig) -> Result<EnvPool> {
+    // Build outside the lock: building spawns threads and runs user factories.
+    let task = global()
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .task(&config.task_id)?
+        .clone();
+    (task.build)(config, task.max_episode_steps)
+}
