@@ -37,4 +37,23 @@ pub trait Env: Send {
     fn reset(&mut self, rng: &mut Pcg64, obs: &mut [f32]);
     /// Advances one step. `rng` is there for stochastic dynamics.
     fn step(&mut self, action: Action<'_>, rng: &mut Pcg64, obs: &mut [f32]) -> StepOutcome;
+
+    /// The env's whole state as numbers, for checkpoints (`EnvPool::snapshot`). `None`, the
+    /// default, means the env cannot be checkpointed.
+    fn save_state(&self) -> Option<Vec<f64>> {
+        None
+    }
+
+    /// Restores a state written by `save_state`; the error says why it does not fit.
+    fn load_state(&mut self, state: &[f64]) -> Result<(), String> {
+        let _ = state;
+        Err("this env type does not support checkpoints".to_owned())
+    }
+}
+
+/// `state` as an array of `N` numbers, or an error naming the lengths.
+pub fn state_array<const N: usize>(state: &[f64]) -> Result<[f64; N], String> {
+    state
+        .try_into()
+        .map_err(|_| format!("expected {N} state values, got {}", state.len()))
 }

@@ -63,6 +63,8 @@ pub enum Error {
         message: String,
         others: usize,
     },
+    #[error("snapshot: {0}")]
+    Snapshot(String),
     #[error("could not start a worker thread: {0}")]
     ThreadSpawn(String),
 }

@@ -14,6 +14,6 @@ pub use batch::{Actions, Batch, Episodes};
 pub use classic::{Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum};
 pub use env::{Action, Env, StepOutcome};
 pub use error::{Error, Result};
-pub use pool::{AutoReset, EnvPool, PoolConfig};
+pub use pool::{AutoReset, EnvPool, EnvSnapshot, PoolConfig, PoolSnapshot};
 pub use registry::{Registry, make, register};
 pub use space::Space;

@@ -1,5 +1,6 @@
 //! CartPole-v1, as gymnasium's `CartPoleEnv` (`classic_control/cartpole.py`).
 
+use crate::env::state_array;
 use crate::env::{Action, Env, StepOutcome};
 use crate::rng::Pcg64;
 use crate::space::Space;
@@ -52,6 +53,23 @@ impl CartPole {
 }
 
 impl Env for CartPole {
+    fn save_state(&self) -> Option<Vec<f64>> {
+        Some(vec![
+            self.state[0],
+            self.state[1],
+            self.state[2],
+            self.state[3],
+            f64::from(u8::from(self.terminated_before)),
+        ])
+    }
+
+    fn load_state(&mut self, state: &[f64]) -> Result<(), String> {
+        let [x, x_dot, theta, theta_dot, terminated_before] = state_array(state)?;
+        self.state = [x, x_dot, theta, theta_dot];
+        self.terminated_before = terminated_before != 0.0;
+        Ok(())
+    }
+
     fn observation_space(&self) -> Space {
         let high = [
             (X_THRESHOLD * 2.0) as f32,

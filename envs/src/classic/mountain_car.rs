@@ -1,5 +1,6 @@
 //! MountainCar-v0, as gymnasium's `MountainCarEnv` (`classic_control/mountain_car.py`).
 
+use crate::env::state_array;
 use crate::env::{Action, Env, StepOutcome};
 use crate::rng::Pcg64;
 use crate::space::Space;
@@ -45,6 +46,15 @@ impl MountainCar {
 }
 
 impl Env for MountainCar {
+    fn save_state(&self) -> Option<Vec<f64>> {
+        Some(vec![self.position, self.velocity])
+    }
+
+    fn load_state(&mut self, state: &[f64]) -> Result<(), String> {
+        [self.position, self.velocity] = state_array(state)?;
+        Ok(())
+    }
+
     fn observation_space(&self) -> Space {
         Space::Box {
             low: vec![MIN_POSITION as f32, -MAX_SPEED as f32],

@@ -2,6 +2,7 @@
 //! (`classic_control/continuous_mountain_car.py`).
 
 use super::pow::pow2;
+use crate::env::state_array;
 use crate::env::{Action, Env, StepOutcome};
 use crate::rng::Pcg64;
 use crate::space::Space;
@@ -109,6 +110,21 @@ impl MountainCarContinuous {
 }
 
 impl Env for MountainCarContinuous {
+    fn save_state(&self) -> Option<Vec<f64>> {
+        Some(vec![
+            self.position,
+            self.velocity,
+            f64::from(u8::from(self.float32_state)),
+        ])
+    }
+
+    fn load_state(&mut self, state: &[f64]) -> Result<(), String> {
+        let [position, velocity, float32_state] = state_array(state)?;
+        (self.position, self.velocity, self.float32_state) =
+            (position, velocity, float32_state != 0.0);
+        Ok(())
+    }
+
     fn observation_space(&self) -> Space {
         Space::Box {
             low: vec![MIN_POSITION as f32, -MAX_SPEED as f32],

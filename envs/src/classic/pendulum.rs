@@ -3,6 +3,7 @@
 use std::f64::consts::PI;
 
 use super::pow::{pow2, pow2_f32};
+use crate::env::state_array;
 use crate::env::{Action, Env, StepOutcome};
 use crate::rng::Pcg64;
 use crate::space::Space;
@@ -67,6 +68,15 @@ fn angle_normalize(x: f64) -> f64 {
 }
 
 impl Env for Pendulum {
+    fn save_state(&self) -> Option<Vec<f64>> {
+        Some(self.state.to_vec())
+    }
+
+    fn load_state(&mut self, state: &[f64]) -> Result<(), String> {
+        self.state = state_array(state)?;
+        Ok(())
+    }
+
     fn observation_space(&self) -> Space {
         let high = [1.0, 1.0, MAX_SPEED as f32];
         Space::Box {

@@ -163,6 +163,18 @@ pub(crate) trait Stepper: Send + Sync {
         state: &EnvState,
         rows: &Rows,
     ) -> bool;
+
+    /// Env `id`'s state and random generator, or `None` if the env type cannot be saved.
+    ///
+    /// # Safety
+    /// No other thread accesses env `id` meanwhile (no step in progress, the env not in flight).
+    unsafe fn save_env(&self, id: usize) -> Option<(Vec<f64>, [u64; 4])>;
+
+    /// Restores what `save_env` returned.
+    ///
+    /// # Safety
+    /// As `save_env`.
+    unsafe fn load_env(&self, id: usize, state: &[f64], rng: [u64; 4]) -> Result<(), String>;
 }
 
 struct Slot<E> {
@@ -325,6 +337,20 @@ impl<E: Env> Stepper for Envs<E> {
                 unsafe { self.run_ids(chain, first_row, actions, st, rows) }
             }
         }
+    }
+
+    unsafe fn save_env(&self, id: usize) -> Option<(Vec<f64>, [u64; 4])> {
+        // SAFETY: the caller has exclusive access to env `id`.
+        let slot = unsafe { self.slots.get_mut(id) };
+        Some((slot.env.save_state()?, slot.rng.to_words()))
+    }
+
+    unsafe fn load_env(&self, id: usize, state: &[f64], rng: [u64; 4]) -> Result<(), String> {
+        // SAFETY: the caller has exclusive access to env `id`.
+        let slot = unsafe { self.slots.get_mut(id) };
+        slot.env.load_state(state)?;
+        slot.rng = Pcg64::from_words(rng);
+        Ok(())
     }
 }
 
