@@ -1,7 +1,7 @@
 // Custom autograd functions for per-token log-probabilities and entropies of [B, T, V] logits.
 //
-// Both walk the sequence in chunks of `chunk` positions, so the forward and the backward hold
-// O(B x chunk x V) temporaries, and autograd keeps only the logits themselves (which the caller
+// Both walk each sequence in pieces of `chunk` positions, so the forward and the backward hold
+// O(chunk x V) temporaries, and autograd keeps only the logits themselves (which the caller
 // holds anyway) rather than a [B, T, V] log-softmax. tch cannot define a backward from Rust,
 // hence C++. The Rust side (src/tensor/token.rs) validates shapes, kinds and token ranges first.
 #include <ATen/ATen.h>
@@ -22,26 +22,36 @@ at::ScalarType accumulate_type(const at::Tensor& logits) {
   return logits.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
 }
 
-// -inf logits (filtered tokens) have probability 0; clamping them to the lowest finite value
-// makes p * x equal 0 there instead of 0 * -inf = NaN.
-at::Tensor finite_from_below(const at::Tensor& x) {
-  const double lowest = x.scalar_type() == at::kDouble ? std::numeric_limits<double>::lowest()
-                                                        : std::numeric_limits<float>::lowest();
-  return x.clamp_min(lowest);
+double lowest_finite(at::ScalarType type) {
+  return type == at::kDouble ? std::numeric_limits<double>::lowest()
+                             : std::numeric_limits<float>::lowest();
+}
+
+// Calls f(b, t0, n) for each piece [b, t0 .. t0 + n) of at most `chunk` positions. Pieces stay
+// within one batch row so that a piece of a contiguous [B, T, V] tensor is contiguous too.
+template <typename F>
+void for_each_piece(const at::Tensor& logits, int64_t chunk, F&& f) {
+  const int64_t batch = logits.size(0), steps = logits.size(1);
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t t0 = 0; t0 < steps; t0 += chunk) {
+      f(b, t0, std::min(chunk, steps - t0));
+    }
+  }
+}
+
+at::Tensor piece(const at::Tensor& t, int64_t b, int64_t t0, int64_t n) {
+  return t.select(0, b).narrow(0, t0, n);
 }
 
 struct TokenLogprobs : public torch::autograd::Function<TokenLogprobs> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& logits,
                             const at::Tensor& tokens, int64_t chunk) {
     const auto acc = accumulate_type(logits);
-    const int64_t steps = logits.size(1);
-    auto out = at::empty({logits.size(0), steps}, logits.options().dtype(acc));
-    for (int64_t t0 = 0; t0 < steps; t0 += chunk) {
-      const int64_t n = std::min(chunk, steps - t0);
-      const auto x = logits.narrow(1, t0, n).to(acc);
-      const auto picked = x.gather(-1, tokens.narrow(1, t0, n).unsqueeze(-1)).squeeze(-1);
-      out.narrow(1, t0, n).copy_(picked - at::logsumexp(x, {-1}));
-    }
+    auto out = at::empty({logits.size(0), logits.size(1)}, logits.options().dtype(acc));
+    for_each_piece(logits, chunk, [&](int64_t b, int64_t t0, int64_t n) {
+      const auto logp = at::log_softmax(piece(logits, b, t0, n), -1, acc);
+      piece(out, b, t0, n).copy_(logp.gather(-1, piece(tokens, b, t0, n).unsqueeze(-1)).squeeze(-1));
+    });
     ctx->save_for_backward({logits, tokens});
     ctx->saved_data["chunk"] = chunk;
     return out;
@@ -54,17 +64,19 @@ struct TokenLogprobs : public torch::autograd::Function<TokenLogprobs> {
     const auto& tokens = saved[1];
     const int64_t chunk = ctx->saved_data["chunk"].toInt();
     const auto acc = accumulate_type(logits);
-    const auto& grad_out = grad_outputs[0];
-    const int64_t steps = logits.size(1);
-    auto grad = at::empty(logits.sizes(), logits.options());
-    for (int64_t t0 = 0; t0 < steps; t0 += chunk) {
-      const int64_t n = std::min(chunk, steps - t0);
-      const auto g = grad_out.narrow(1, t0, n).to(acc).unsqueeze(-1);
-      auto d = logits.narrow(1, t0, n).to(acc).softmax(-1);
-      d.mul_(g).neg_();
-      d.scatter_add_(-1, tokens.narrow(1, t0, n).unsqueeze(-1), g);
-      grad.narrow(1, t0, n).copy_(d);
-    }
+    const auto g = grad_outputs[0].to(acc);
+    const auto neg_g = g.neg();
+    auto grad = at::empty(logits.sizes(), logits.options().memory_format(at::MemoryFormat::Contiguous));
+    const bool in_place = logits.scalar_type() == acc;
+    for_each_piece(logits, chunk, [&](int64_t b, int64_t t0, int64_t n) {
+      auto dst = piece(grad, b, t0, n);
+      // Same kind: computed straight into the gradient; half kinds go through an f32 piece.
+      auto d = in_place ? dst : at::empty(dst.sizes(), dst.options().dtype(acc));
+      at::softmax_out(d, piece(logits, b, t0, n), -1, acc);
+      d.mul_(piece(neg_g, b, t0, n).unsqueeze(-1));
+      d.scatter_add_(-1, piece(tokens, b, t0, n).unsqueeze(-1), piece(g, b, t0, n).unsqueeze(-1));
+      if (!in_place) dst.copy_(d);
+    });
     return {grad, at::Tensor(), at::Tensor()};
   }
 };
@@ -72,16 +84,12 @@ struct TokenLogprobs : public torch::autograd::Function<TokenLogprobs> {
 struct TokenEntropy : public torch::autograd::Function<TokenEntropy> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& logits, int64_t chunk) {
     const auto acc = accumulate_type(logits);
-    const int64_t steps = logits.size(1);
-    auto out = at::empty({logits.size(0), steps}, logits.options().dtype(acc));
-    for (int64_t t0 = 0; t0 < steps; t0 += chunk) {
-      const int64_t n = std::min(chunk, steps - t0);
-      const auto x = logits.narrow(1, t0, n).to(acc);
-      const auto lse = at::logsumexp(x, {-1}, true);
-      const auto p = (x - lse).exp_();
-      // H = logsumexp(x) - sum_v p_v x_v
-      out.narrow(1, t0, n).copy_(lse.squeeze(-1) - (p * finite_from_below(x)).sum(-1));
-    }
+    auto out = at::empty({logits.size(0), logits.size(1)}, logits.options().dtype(acc));
+    for_each_piece(logits, chunk, [&](int64_t b, int64_t t0, int64_t n) {
+      // entr(p) = -p ln p, and 0 where p = 0 (filtered -inf logits).
+      const auto p = at::softmax(piece(logits, b, t0, n), -1, acc);
+      piece(out, b, t0, n).copy_(at::special_entr(p).sum(-1));
+    });
     ctx->save_for_backward({logits});
     ctx->saved_data["chunk"] = chunk;
     return out;
@@ -93,20 +101,21 @@ struct TokenEntropy : public torch::autograd::Function<TokenEntropy> {
     const auto& logits = saved[0];
     const int64_t chunk = ctx->saved_data["chunk"].toInt();
     const auto acc = accumulate_type(logits);
-    const auto& grad_out = grad_outputs[0];
-    const int64_t steps = logits.size(1);
-    auto grad = at::empty(logits.sizes(), logits.options());
-    for (int64_t t0 = 0; t0 < steps; t0 += chunk) {
-      const int64_t n = std::min(chunk, steps - t0);
-      const auto x = finite_from_below(logits.narrow(1, t0, n).to(acc));
-      const auto lse = at::logsumexp(x, {-1}, true);
-      auto p = (x - lse).exp_();
-      const auto entropy = lse - (p * x).sum(-1, true);
-      const auto g = grad_out.narrow(1, t0, n).to(acc).unsqueeze(-1);
-      auto d = x - lse;
-      d.add_(entropy).mul_(p).mul_(g).neg_();
-      grad.narrow(1, t0, n).copy_(d);
-    }
+    const auto neg_g = grad_outputs[0].to(acc).neg();
+    auto grad = at::empty(logits.sizes(), logits.options().memory_format(at::MemoryFormat::Contiguous));
+    const bool in_place = logits.scalar_type() == acc;
+    const double lowest = lowest_finite(acc);
+    for_each_piece(logits, chunk, [&](int64_t b, int64_t t0, int64_t n) {
+      auto dst = piece(grad, b, t0, n);
+      auto d = in_place ? dst : at::empty(dst.sizes(), dst.options().dtype(acc));
+      at::log_softmax_out(d, piece(logits, b, t0, n), -1, acc);
+      // log p = -inf has p = 0: clamping keeps p * (log p + H) at 0 instead of NaN.
+      d.clamp_min_(lowest);
+      const auto p = d.exp();
+      const auto entropy = at::special_entr(p).sum(-1, true);
+      d.add_(entropy).mul_(p).mul_(piece(neg_g, b, t0, n).unsqueeze(-1));
+      if (!in_place) dst.copy_(d);
+    });
     return {grad, at::Tensor()};
   }
 };

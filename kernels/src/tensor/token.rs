@@ -1,6 +1,6 @@
 //! Per-token log-probabilities and entropies of `[B, T, V]` logits, computed in chunks of
-//! positions so the extra memory is O(B × chunk × V) instead of the O(B × T × V) of
-//! `log_softmax(-1).gather(-1, tokens)`, forward and backward.
+//! positions of one sequence at a time, so the extra memory is O(chunk × V) instead of the
+//! O(B × T × V) of `log_softmax(-1).gather(-1, tokens)`, forward and backward.
 //!
 //! Both are libtorch autograd functions with their own backward (cxx/token_autograd.cpp): they
 //! save only the logits for backward (the naive version keeps a `[B, T, V]` log-softmax alive
@@ -16,8 +16,8 @@ use torch_sys::C_tensor;
 use super::checks::require_float;
 use crate::error::{Error, Result, shape_error};
 
-/// Elements (B × chunk × V) per chunk by default: 16 MiB of f32 temporaries per live buffer.
-pub const DEFAULT_CHUNK_ELEMENTS: i64 = 1 << 22;
+/// Elements (chunk × V) per chunk by default: 4 MiB of f32 temporaries per live buffer.
+pub const DEFAULT_CHUNK_ELEMENTS: i64 = 1 << 20;
 
 unsafe extern "C" {
     fn hone_token_logprobs(
@@ -68,11 +68,10 @@ fn batched(logits: &Tensor) -> Result<(Tensor, bool)> {
     }
 }
 
-/// Positions per chunk so that B × chunk × V stays near `elements`.
+/// Positions per chunk so that chunk × V stays near `elements`.
 fn chunk_positions(logits: &Tensor, elements: i64) -> i64 {
-    let size = logits.size();
-    let per_position = (size[0] * size[2]).max(1);
-    (elements / per_position).max(1)
+    let vocab = logits.size()[2].max(1);
+    (elements / vocab).max(1)
 }
 
 fn check_chunk(chunk: i64) -> Result<()> {
