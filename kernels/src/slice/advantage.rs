@@ -338,32 +338,55 @@ pub fn discounted_returns_into(
         rollout.steps * n,
         &format!("[T={}, N={n}]", rollout.steps),
     )?;
-    let gamma = f64::from(gamma);
+    let bootstrap = truncation == Truncation::Bootstrap;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        unsafe { returns_loop_avx2(rollout, f64::from(gamma), bootstrap, returns) };
+        return Ok(());
+    }
+    returns_loop(rollout, f64::from(gamma), bootstrap, returns);
+    Ok(())
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn returns_loop_avx2(rollout: &Rollout<'_>, gamma: f64, bootstrap: bool, returns: &mut [f32]) {
+    returns_loop(rollout, gamma, bootstrap, returns);
+}
+
+/// The backward pass of discounted returns on validated inputs, branch-free over envs. It
+/// carries f64: an undiscounted return sums the whole horizon, with no contraction to bound
+/// f32 rounding.
+#[inline(always)]
+fn returns_loop(rollout: &Rollout<'_>, gamma: f64, bootstrap: bool, returns: &mut [f32]) {
+    let n = rollout.envs;
     let mut carry: Vec<f64> = rollout.next_values.iter().map(|&v| f64::from(v)).collect();
     for t in (0..rollout.steps).rev() {
         let rewards = rollout.row(rollout.rewards, t);
         let terminated = rollout.row(rollout.terminated, t);
         let truncated = rollout.row(rollout.truncated, t);
+        // Never read where it is absent: validate() found no step that needs it.
         let final_values = rollout
             .final_values
             .map_or(rollout.next_values, |f| rollout.row(f, t));
         let out = &mut returns[t * n..(t + 1) * n];
-        let bootstrap_truncation = truncation == Truncation::Bootstrap;
+        let carry = &mut carry[..n];
+        let (rewards, terminated, truncated) = (&rewards[..n], &terminated[..n], &truncated[..n]);
+        let final_values = &final_values[..n];
         for i in 0..n {
-            let (term, trunc) = (terminated[i], truncated[i]);
-            let following = if term || (trunc && !bootstrap_truncation) {
-                0.0
-            } else if trunc {
-                f64::from(final_values[i])
-            } else {
-                carry[i]
-            };
+            let term = u32::from(terminated[i]);
+            let trunc = u32::from(truncated[i]);
+            let goes_on = (1 - term) & (1 - trunc);
+            // R = r + γ·(final value where truncation bootstraps, else goes_on·R').
+            let use_final = u32::from(bootstrap) & trunc & (1 - term);
+            let final_value = select(use_final, final_values[i], 0.0);
+            let following = f64::from(final_value) + f64::from(goes_on) * carry[i];
             let ret = f64::from(rewards[i]) + gamma * following;
             carry[i] = ret;
             out[i] = ret as f32;
         }
     }
-    Ok(())
 }
 
 /// [`discounted_returns_into`] into a freshly allocated vector.
