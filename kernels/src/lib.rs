@@ -12,7 +12,10 @@ pub mod slice;
 pub mod tensor;
 
 pub use error::{Error, Result};
-pub use slice::advantage::{Advantages, GaeParams, Rollout, Truncation};
+pub use slice::advantage::{
+    Advantages, GaeParams, Rollout, Truncation, discounted_returns, discounted_returns_into, gae,
+    gae_into,
+};
 pub use slice::running_stats::{RewardNormalizer, RunningMeanStd};
 pub use tensor::kl::{KlEstimator, kl_per_token};
 pub use tensor::masked::{masked_mean, masked_mean_dim, masked_var, masked_whiten};

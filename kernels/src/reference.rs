@@ -1,5 +1,6 @@
 //! Naive float64 references: the oracles of the tests and the baselines of the benchmarks.
-//! Written for clarity (one element at a time, explicit cases), not speed.
+//! Written for clarity (one element at a time, explicit cases), not speed. They assume inputs
+//! the kernels accept (they may panic on others, such as a truncation without final values).
 
 use crate::slice::advantage::{GaeParams, Rollout, Truncation};
 
