@@ -214,7 +214,9 @@ pub fn top_k_keep(row: &[f64], k: usize) -> Vec<bool> {
 }
 
 /// Which entries of a row top-p keeps, with the cumulative probability (ascending order) of
-/// each entry so callers can tell decisions at the threshold.
+/// each entry so callers can tell decisions at the threshold. Equal values are ordered by index;
+/// the kernel, like HF, leaves their order to libtorch's sort, so only the number kept of each
+/// value is comparable.
 pub fn top_p_keep(row: &[f64], p: f64) -> (Vec<bool>, Vec<f64>) {
     let mut order: Vec<usize> = (0..row.len()).collect();
     // Ascending by value, ties by index (a stable sort).

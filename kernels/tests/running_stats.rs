@@ -107,6 +107,16 @@ fn normalize_uses_mean_and_var_with_epsilon_and_clip() {
     assert_all_close("normalized", &x.map(f64::from), &want, 1e-7);
     let err = stats.normalize(&mut [1.0f32; 3], 1e-8, None).unwrap_err();
     assert!(matches!(err, Error::Shape { .. }), "{err}");
+
+    // gymnasium's order: the first observation already counts (mean ≈ x, var ≈ 1e-4 · ...).
+    let mut stats = RunningMeanStd::new(1);
+    let mut x = [4.0f32];
+    stats.update_then_normalize(&mut x, 1e-8, None).unwrap();
+    let total = 1.0 + RunningMeanStd::GYMNASIUM_COUNT;
+    let mean = 4.0 / total;
+    let var = (RunningMeanStd::GYMNASIUM_COUNT + 16.0) / total - mean * mean;
+    let want = (4.0 - mean) / (var + 1e-8f64).sqrt();
+    assert!(close(f64::from(x[0]), want, 1e-6), "{} vs {want}", x[0]);
 }
 
 #[test]

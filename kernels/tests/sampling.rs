@@ -47,17 +47,26 @@ proptest! {
         let x = tensor_f32(&logits, &[rows, vocab]);
         let got = kept(&top_p_filter(&x, p).unwrap());
         for (r, row) in logits.chunks(vocab as usize).enumerate() {
+            let got = &got[r * vocab as usize..(r + 1) * vocab as usize];
             let (want, cumulative) = reference::top_p_keep(&widen(row), p);
-            for v in 0..vocab as usize {
-                let g = got[r * vocab as usize + v];
+            prop_assert!(got.iter().any(|k| *k), "at least one token is kept");
+            // Which of several equal logits survive is up to the sort (as in HF); how many of
+            // each value survive is not.
+            for &value in row {
+                let count = |keep: &[bool]| {
+                    row.iter().zip(keep).filter(|(x, k)| **x == value && **k).count()
+                };
                 // f32 against f64 cumulative sums may only disagree at the threshold itself.
+                let at_threshold = row
+                    .iter()
+                    .zip(&cumulative)
+                    .any(|(x, c)| *x == value && (c - (1.0 - p)).abs() < 1e-5);
                 prop_assert!(
-                    g == want[v] || (cumulative[v] - (1.0 - p)).abs() < 1e-5,
-                    "row {r} token {v}: kept {g}, reference {} (cumulative {}, 1 - p = {})",
-                    want[v], cumulative[v], 1.0 - p
+                    count(got) == count(&want) || at_threshold,
+                    "row {r}, logit {value}: {} kept, reference keeps {}",
+                    count(got), count(&want)
                 );
             }
-            prop_assert!(got[r * vocab as usize..(r + 1) * vocab as usize].iter().any(|k| *k));
         }
     }
 }
@@ -65,18 +74,16 @@ proptest! {
 #[test]
 fn top_p_extremes_and_ties() {
     let x = tensor_f32(&[1.0, 3.0, 3.0, 2.0], &[1, 4]);
-    // p = 0 keeps one token: among the tied maxima the higher index sorts last and is kept.
-    assert_eq!(
-        kept(&top_p_filter(&x, 0.0).unwrap()),
-        vec![false, false, true, false]
-    );
+    // p = 0 keeps one token, one of the tied maxima.
+    let greedy_set = kept(&top_p_filter(&x, 0.0).unwrap());
+    assert_eq!(greedy_set.iter().filter(|k| **k).count(), 1);
+    assert!(greedy_set[1] || greedy_set[2], "{greedy_set:?}");
     assert_eq!(kept(&top_p_filter(&x, 1.0).unwrap()), vec![true; 4]);
-    // A cumulative probability exactly at 1 - p is removed (HF compares with <=).
+    // A cumulative probability exactly at 1 - p is removed (HF compares with <=): of four equal
+    // tokens at p = 0.5, two go.
     let flat = tensor_f32(&[0.0; 4], &[1, 4]);
-    assert_eq!(
-        kept(&top_p_filter(&flat, 0.5).unwrap()),
-        vec![false, false, true, true]
-    );
+    let kept_flat = kept(&top_p_filter(&flat, 0.5).unwrap());
+    assert_eq!(kept_flat.iter().filter(|k| **k).count(), 2, "{kept_flat:?}");
     // k = 1 keeps every logit tied with the maximum, as HF.
     assert_eq!(
         kept(&top_k_filter(&x, 1).unwrap()),

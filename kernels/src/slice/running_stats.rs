@@ -201,6 +201,19 @@ impl RunningMeanStd {
         }
         Ok(())
     }
+
+    /// gymnasium's `NormalizeObservation` step: fold `values` (`rows × dim`) into the statistics,
+    /// then normalise them in place with the updated ones (gymnasium updates first, at reset
+    /// too). CleanRL's continuous PPO: epsilon 1e-8, clip 10, one accumulator per env.
+    pub fn update_then_normalize(
+        &mut self,
+        values: &mut [f32],
+        epsilon: f64,
+        clip: Option<f64>,
+    ) -> Result<()> {
+        self.update(values)?;
+        self.normalize(values, epsilon, clip)
+    }
 }
 
 /// gymnasium's `NormalizeReward`: a discounted return per env, whose running variance scales

@@ -52,8 +52,10 @@ pub fn top_k_filter(logits: &Tensor, k: i64) -> Result<Tensor> {
 }
 
 /// Keeps the smallest set of most probable tokens whose probability adds up to at least `p`
-/// (at least one token), as HF: sort ascending (stably, so among equal logits the lower index
-/// goes first), drop the tokens whose cumulative probability is `<= 1 - p`, keep the last.
+/// (at least one token), as HF: sort ascending, drop the tokens whose cumulative probability is
+/// `<= 1 - p`, keep the last. The sort is libtorch's default (unstable) one, as in HF, so when
+/// equal logits straddle the cut, the same ones are kept as HF keeps on that device (checked
+/// against HF's warper code run in PyTorch 2.11 on CPU); how many are kept does not depend on it.
 pub fn top_p_filter(logits: &Tensor, p: f64) -> Result<Tensor> {
     let vocab = require_vocab(logits)?;
     if !(0.0..=1.0).contains(&p) {
@@ -63,7 +65,7 @@ pub fn top_p_filter(logits: &Tensor, p: f64) -> Result<Tensor> {
             range: "[0, 1]",
         });
     }
-    let (sorted, order) = logits.f_sort_stable(true, -1, false)?;
+    let (sorted, order) = logits.f_sort(-1, false)?;
     let cumulative = sorted
         .f_softmax(-1, None::<Kind>)?
         .f_cumsum(-1, None::<Kind>)?;
