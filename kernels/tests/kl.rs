@@ -8,7 +8,7 @@ use crate::support::{assert_all_close, tensor_f32, to_f64};
 const ESTIMATORS: [KlEstimator; 3] = [KlEstimator::K1, KlEstimator::K2, KlEstimator::K3];
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(128))]
 
     #[test]
     fn estimators_match_the_reference(

@@ -31,7 +31,7 @@ fn naive_whiten(values: &Tensor, mask: &Tensor) -> Tensor {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(128))]
 
     #[test]
     fn masked_statistics_match_the_reference((b, t, values, mask) in masked_batches()) {

@@ -25,7 +25,7 @@ fn kept(filtered: &Tensor) -> Vec<bool> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn top_k_matches_the_reference((rows, vocab, logits) in logit_rows(), k in 1i64..12) {

@@ -338,3 +338,38 @@ fn bad_inputs_are_errors_naming_the_problem() {
         "{err}"
     );
 }
+
+/// Next-step autoreset: a truncated step returns the final observation, whose value is the next
+/// row's; the row after it is a reset row. Passing the shifted values as `final_values` gives the
+/// truncated step `r + γ·V(final)` with the trace cut, whatever the reset row holds.
+#[test]
+fn next_step_autoreset_with_shifted_final_values() {
+    let params = GaeParams::default();
+    let advantages_with = |reset_reward: f32, reset_next_value: f32| {
+        let rewards = [1.0, 2.0, reset_reward, 0.5];
+        let values = [0.3, 0.4, 0.9, reset_next_value];
+        let next_values = [0.7];
+        // final_values[t] = values[t + 1], and next_values for the last step.
+        let final_values = [0.4, 0.9, reset_next_value, 0.7];
+        let rollout = Rollout {
+            steps: 4,
+            envs: 1,
+            rewards: &rewards,
+            terminated: &[false; 4],
+            truncated: &[false, true, false, false],
+            final_values: Some(&final_values),
+            next_values: &next_values,
+        };
+        gae(&rollout, &values, params).unwrap().advantages
+    };
+    let a = advantages_with(0.0, 5.0);
+    let b = advantages_with(-3.0, -8.0);
+    assert_eq!(
+        a[..2],
+        b[..2],
+        "the reset row does not reach the episode before it"
+    );
+    assert_ne!(a[2], b[2]);
+    let want = 2.0 + 0.99 * 0.9 - 0.4;
+    assert!((a[1] - want).abs() < 1e-6, "{} vs {want}", a[1]);
+}

@@ -49,7 +49,7 @@ impl Tensors {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(128))]
 
     #[test]
     fn tensor_gae_matches_the_reference(

@@ -65,7 +65,7 @@ fn tokens_tensor(case: &Case) -> Tensor {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(96))]
 
     #[test]
     fn logprobs_and_gradients_match_the_reference(case in cases(false)) {

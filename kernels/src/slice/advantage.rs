@@ -21,6 +21,14 @@
 //!
 //! So `values[t + 1]` must be the value of the observation the policy acts on at `t + 1`, which
 //! after a done step is the first observation of the new episode (same-step autoreset).
+//!
+//! With next-step autoreset (hone-envs' `AutoReset::NextStep`, envpool's and gymnasium 1.x's
+//! default) a done step returns the episode's final observation and the row after it is a reset
+//! row (reward 0, no flags, action ignored). Then pass as `final_values` the values one row
+//! later (`values[t + 1]`, `next_values` for the last step: the value of that final
+//! observation), and leave the reset rows out of the losses: their advantages and returns are
+//! computed but mean nothing. Nothing leaks from a reset row into the done row before it, whose
+//! trace is cut.
 
 use serde::{Deserialize, Serialize};
 
