@@ -1,8 +1,8 @@
 //! hone-kernels: advantage, statistics and token-level kernels, each checked against a naive
-//! float64 reference ([`reference`]).
+//! float64 reference ([`reference`](mod@reference)).
 //!
-//! - [`slice`]: pure Rust over `f32` slices — GAE and discounted returns of a `[T, N]` rollout,
-//!   running mean/variance and reward scaling for normalisation.
+//! - [`slice`](mod@slice): pure Rust over `f32` slices — GAE and discounted returns of a
+//!   `[T, N]` rollout, running mean/variance and reward scaling for normalisation.
 //! - [`tensor`]: tch tensors on any device — masked statistics, chunked per-token log-probs and
 //!   entropies, KL estimators, sampling filters, GAE for rollouts on the GPU.
 
