@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod doctor;
+mod logging;
+mod train;
 
 #[derive(Debug, Parser)]
 #[command(name = "hone", version, about = "hone: RL and alignment training in Rust", long_about = None)]
@@ -18,12 +20,19 @@ enum Command {
     /// Report hone's version, the libtorch it runs against, CUDA devices and thread counts, and
     /// run a small tensor computation on every available device.
     Doctor(doctor::DoctorArgs),
+    /// Train PPO on a task (CartPole-v1, Pendulum-v1, ...) in a run directory under runs/.
+    Train(train::TrainArgs),
+    /// Run a trained policy deterministically and print its mean return.
+    Eval(train::EvalArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init();
     let result = match cli.command {
         Command::Doctor(args) => doctor::run(&args),
+        Command::Train(args) => train::run_train(&args),
+        Command::Eval(args) => train::run_eval(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,7 +12,11 @@ fn help_lists_exactly_the_commands_that_exist() {
         .take_while(|line| line.starts_with("  "))
         .filter_map(|line| line.split_whitespace().next())
         .collect();
-    assert_eq!(commands, ["doctor", "help"], "help text:\n{text}");
+    assert_eq!(
+        commands,
+        ["doctor", "train", "eval", "help"],
+        "help text:\n{text}"
+    );
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 mod cli;
 mod doctor;
+mod train;
 
 use std::process::{Command, Output};
 

@@ -17,6 +17,12 @@ pub enum Error {
     Torch(#[from] tch::TchError),
     #[error(transparent)]
     Telemetry(#[from] hone_telemetry::Error),
+    #[error("environment: {0}")]
+    Envs(#[from] hone_envs::Error),
+    #[error("kernel: {0}")]
+    Kernels(#[from] hone_kernels::Error),
+    #[error("training diverged: {0}")]
+    Diverged(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

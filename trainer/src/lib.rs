@@ -5,6 +5,7 @@ mod error;
 pub mod optim;
 pub mod params;
 pub mod policy;
+pub mod ppo;
 pub mod run_dir;
 
 pub use error::{Error, Result};

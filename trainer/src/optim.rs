@@ -96,15 +96,13 @@ impl Adam {
 }
 
 /// Scales the gradient so its L2 norm is at most `max_norm` (as `clip_grad_norm_`), returning
-/// the norm before clipping.
-pub fn clip_grad_norm(params: &FlatParams, max_norm: f64) -> f64 {
+/// the norm before clipping as a scalar tensor (no device synchronisation).
+pub fn clip_grad_norm(params: &FlatParams, max_norm: f64) -> Tensor {
     tch::no_grad(|| {
         let mut grad = params.grad();
-        let norm = grad.norm().double_value(&[]);
-        let coef = (max_norm / (norm + 1e-6)).min(1.0);
-        if coef < 1.0 {
-            let _ = grad.g_mul_scalar_(coef);
-        }
+        let norm = grad.norm();
+        let coef = ((&norm + 1e-6).reciprocal() * max_norm).clamp_max(1.0);
+        let _ = grad.g_mul_(&coef);
         norm
     })
 }
@@ -203,7 +201,7 @@ mod tests {
         (params.get(0) * Tensor::from_slice(&[3.0f32, 4.0]))
             .sum(Kind::Float)
             .backward();
-        let norm = clip_grad_norm(&params, 0.5);
+        let norm = clip_grad_norm(&params, 0.5).double_value(&[]);
         assert!((norm - 5.0).abs() < 1e-6);
         let clipped = Vec::<f32>::try_from(params.grad()).unwrap();
         assert!(
@@ -211,7 +209,7 @@ mod tests {
             "{clipped:?}"
         );
         // Below the threshold nothing changes.
-        let norm = clip_grad_norm(&params, 10.0);
+        let norm = clip_grad_norm(&params, 10.0).double_value(&[]);
         assert!((norm - 0.5).abs() < 1e-4);
         assert!((Vec::<f32>::try_from(params.grad()).unwrap()[1] - 0.4).abs() < 1e-5);
     }

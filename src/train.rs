@@ -1,0 +1,263 @@
+//! `hone train` and `hone eval`: PPO on a hone-envs task in a run directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use hone_envs::{PoolConfig, Space};
+use hone_telemetry::Event;
+use hone_trainer::ppo::{self, PpoConfig, run::RunSummary};
+use hone_trainer::run_dir::{CheckpointStore, RunDir};
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Task id, e.g. CartPole-v1 (default: the config file's env_id).
+    #[arg(long)]
+    env: Option<String>,
+    /// A TOML file of PPO settings over the defaults (CleanRL's ppo.py for discrete actions,
+    /// ppo_continuous_action.py for continuous ones).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Overrides one setting, e.g. --set learning_rate=1e-3 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long)]
+    total_steps: Option<u64>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long)]
+    device: Option<String>,
+    /// Run name (default: <env>__ppo__<seed>__<unix time>, as CleanRL).
+    #[arg(long)]
+    name: Option<String>,
+    /// Folder that holds the run directories.
+    #[arg(long, default_value = "runs")]
+    runs_dir: PathBuf,
+    /// Continue the run in this run directory from its latest checkpoint.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["env", "config", "sets", "seed", "device", "name"])]
+    resume: Option<PathBuf>,
+    /// Episodes of the deterministic policy to evaluate at the end (0: none).
+    #[arg(long, default_value_t = 10)]
+    eval_episodes: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The run directory.
+    run: PathBuf,
+    #[arg(long, default_value_t = 20)]
+    episodes: usize,
+    /// Seed of the evaluation envs (env i gets seed + i).
+    #[arg(long, default_value_t = 1_000_000)]
+    seed: u64,
+    /// `latest`, `best`, or a checkpoint folder.
+    #[arg(long, default_value = "latest")]
+    checkpoint: String,
+}
+
+/// The PPO defaults that fit the task's action space.
+fn defaults_for(env_id: &str) -> Result<PpoConfig> {
+    let pool = hone_envs::registry::make(env_id, PoolConfig::new(env_id, 1).num_threads(1))?;
+    let mut defaults = match pool.action_space() {
+        Space::Box { .. } => PpoConfig::continuous(),
+        _ => PpoConfig::default(),
+    };
+    defaults.env_id = env_id.to_owned();
+    Ok(defaults)
+}
+
+/// The env id from the command line, else from the config file.
+fn env_id(args: &TrainArgs) -> Result<String> {
+    if let Some(env) = &args.env {
+        return Ok(env.clone());
+    }
+    if let Some(path) = &args.config {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let table: toml::Table =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        if let Some(toml::Value::String(env)) = table.get("env_id") {
+            return Ok(env.clone());
+        }
+    }
+    bail!(
+        "no task given: pass --env <id> (known ids: {})",
+        hone_envs::registry::task_ids().join(", ")
+    )
+}
+
+pub fn run_train(args: &TrainArgs) -> Result<()> {
+    let stop = install_ctrl_c()?;
+    let mut printer = ProgressPrinter::new();
+    let mut observer = |event: &Event| printer.observe(event);
+    let summary = if let Some(run_path) = &args.resume {
+        let run = RunDir::open(run_path)?;
+        crate::logging::log_to(&run.log_path())?;
+        ppo::run::resume(&run, args.total_steps, &stop, &mut observer)?
+    } else {
+        let env_id = env_id(args)?;
+        let mut config: PpoConfig = hone_trainer::config::resolve(
+            &defaults_for(&env_id)?,
+            args.config.as_deref(),
+            &args.sets,
+        )?;
+        config.env_id = env_id;
+        if let Some(seed) = args.seed {
+            config.seed = seed;
+        }
+        if let Some(total) = args.total_steps {
+            config.total_timesteps = total;
+        }
+        if let Some(device) = &args.device {
+            config.device = device.clone();
+        }
+        config.validate()?;
+        let name = args
+            .name
+            .clone()
+            .unwrap_or_else(|| default_run_name(&config));
+        let run = RunDir::create(&args.runs_dir.join(&name))?;
+        crate::logging::log_to(&run.log_path())?;
+        println!("run directory: {}", run.root().display());
+        ppo::run::start(&run, config, &stop, &mut observer)?
+    };
+    report(&summary, args.eval_episodes)
+}
+
+fn report(summary: &RunSummary, eval_episodes: usize) -> Result<()> {
+    let how = if summary.interrupted {
+        "stopped (Ctrl-C)"
+    } else {
+        "finished"
+    };
+    println!(
+        "{how} after {} steps ({} updates)",
+        summary.global_step, summary.iterations
+    );
+    if let Some(path) = &summary.last_checkpoint {
+        println!("checkpoint: {}", path.display());
+    }
+    if eval_episodes > 0 && !summary.interrupted {
+        let returns = evaluate(&summary.run_dir, "latest", eval_episodes, 1_000_000)?;
+        print_returns(&returns);
+    }
+    Ok(())
+}
+
+pub fn run_eval(args: &EvalArgs) -> Result<()> {
+    if args.episodes == 0 {
+        bail!("--episodes must be at least 1");
+    }
+    let returns = evaluate(&args.run, &args.checkpoint, args.episodes, args.seed)?;
+    print_returns(&returns);
+    Ok(())
+}
+
+fn print_returns(returns: &[f64]) {
+    let n = returns.len() as f64;
+    let mean = returns.iter().sum::<f64>() / n;
+    let std = (returns.iter().map(|r| (r - mean) * (r - mean)).sum::<f64>() / n).sqrt();
+    let min = returns.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = returns.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    println!(
+        "evaluation: mean return {mean:.2} ± {std:.2} over {} episodes (min {min:.2}, max {max:.2})",
+        returns.len()
+    );
+}
+
+fn evaluate(run: &Path, which: &str, episodes: usize, seed: u64) -> Result<Vec<f64>> {
+    let run = RunDir::open(run)?;
+    let store = CheckpointStore::new(run.checkpoints_dir(), 1);
+    let checkpoint = match which {
+        "latest" => store
+            .latest()?
+            .with_context(|| format!("{} has no checkpoint", run.root().display()))?,
+        "best" => store
+            .best()
+            .with_context(|| format!("{} has no best checkpoint", run.root().display()))?,
+        path => PathBuf::from(path),
+    };
+    let text = std::fs::read_to_string(checkpoint.join("config.toml")).with_context(|| {
+        format!(
+            "{}: not a checkpoint (no config.toml)",
+            checkpoint.display()
+        )
+    })?;
+    let config: PpoConfig =
+        toml::from_str(&text).with_context(|| format!("{}/config.toml", checkpoint.display()))?;
+    let policy = ppo::Ppo::load(config, &checkpoint)?;
+    Ok(policy.evaluate(episodes, seed)?)
+}
+
+fn default_run_name(config: &PpoConfig) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("{}__ppo__{}__{now}", config.env_id, config.seed)
+}
+
+/// The first Ctrl-C asks the run to stop after the current update and checkpoint; a second
+/// one exits at once.
+fn install_ctrl_c() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("\ninterrupted again: exiting without a checkpoint");
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this update (Ctrl-C again to exit now)");
+    })
+    .context("installing the Ctrl-C handler")?;
+    Ok(stop)
+}
+
+/// A one-line summary at most once a second (and for the first and last updates).
+struct ProgressPrinter {
+    last: Option<Instant>,
+    total_steps: u64,
+}
+
+impl ProgressPrinter {
+    fn new() -> Self {
+        Self {
+            last: None,
+            total_steps: 0,
+        }
+    }
+
+    fn observe(&mut self, event: &Event) {
+        match event {
+            Event::Start(info) => self.total_steps = info.total_steps,
+            Event::Update(u) => {
+                let due = self
+                    .last
+                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+                if !due && u.global_step < self.total_steps {
+                    return;
+                }
+                self.last = Some(Instant::now());
+                let ret = u
+                    .episodes
+                    .return_mean
+                    .map_or("-".to_owned(), |r| format!("{r:.1}"));
+                let pct = 100.0 * u.global_step as f64 / self.total_steps.max(1) as f64;
+                println!(
+                    "step {:>9} ({pct:5.1}%)  sps {:>7.0}  return {ret:>7}  pg {:+.4}  v {:.4}  ent {:.3}  kl {:.5}  clip {:.3}",
+                    u.global_step,
+                    u.sps,
+                    u.losses.policy_loss,
+                    u.losses.value_loss,
+                    u.losses.entropy,
+                    u.losses.approx_kl,
+                    u.losses.clipfrac,
+                );
+            }
+            Event::Checkpoint { .. } | Event::Finish { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,240 @@
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{hone, stderr, stdout};
+
+fn runs_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hone-e2e-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The update events of a run: update, step, losses and episode statistics — everything but
+/// timings, which differ between runs.
+fn learning_record(run: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    text.lines()
+        .filter(|l| l.contains("\"event\":\"update\""))
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            format!(
+                "{} {} {} {}",
+                v["update"], v["global_step"], v["losses"], v["episodes"]
+            )
+        })
+        .collect()
+}
+
+const SMALL: [&str; 10] = [
+    "--set",
+    "num_envs=4",
+    "--set",
+    "num_steps=32",
+    "--set",
+    "checkpoint_every=5",
+    "--set",
+    "env_threads=1",
+    "--total-steps",
+    "25600",
+];
+
+#[test]
+fn ctrl_c_checkpoints_and_resume_matches_an_uninterrupted_run() {
+    let dir = runs_dir("resume");
+    let dir_s = dir.to_str().unwrap();
+    let mut args = vec![
+        "train",
+        "--env",
+        "CartPole-v1",
+        "--runs-dir",
+        dir_s,
+        "--eval-episodes",
+        "0",
+    ];
+    args.extend(SMALL);
+
+    let whole = hone(&[&args[..], &["--name", "whole"]].concat());
+    assert!(whole.status.success(), "{}", stderr(&whole));
+
+    // The same run, interrupted by Ctrl-C once it has written a checkpoint, then resumed.
+    let child = Command::new(env!("CARGO_BIN_EXE_hone"))
+        .args([&args[..], &["--name", "cut"]].concat())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let metrics = dir.join("cut/metrics.jsonl");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&metrics)
+        .unwrap_or_default()
+        .contains("\"event\":\"checkpoint\"")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no checkpoint within a minute"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    let last = text.lines().last().unwrap();
+    assert!(
+        last.contains("\"reason\":\"interrupted\""),
+        "the interrupted run ends with: {last}"
+    );
+    let cut_updates = learning_record(&dir.join("cut")).len();
+    let whole_record = learning_record(&dir.join("whole"));
+    assert!(
+        cut_updates < whole_record.len(),
+        "Ctrl-C came too late to interrupt anything"
+    );
+
+    let resumed = hone(&[
+        "train",
+        "--resume",
+        dir.join("cut").to_str().unwrap(),
+        "--eval-episodes",
+        "0",
+    ]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert_eq!(learning_record(&dir.join("cut")), whole_record);
+}
+
+#[test]
+fn eval_runs_the_saved_policy() {
+    let dir = runs_dir("eval");
+    let mut args = vec![
+        "train",
+        "--env",
+        "Pendulum-v1",
+        "--runs-dir",
+        dir.to_str().unwrap(),
+        "--name",
+        "p",
+    ];
+    args.extend([
+        "--set",
+        "num_steps=64",
+        "--total-steps",
+        "128",
+        "--eval-episodes",
+        "0",
+    ]);
+    let output = hone(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let eval = hone(&["eval", dir.join("p").to_str().unwrap(), "--episodes", "3"]);
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let text = stdout(&eval);
+    assert!(
+        text.contains("evaluation: mean return -") && text.contains("over 3 episodes"),
+        "{text}"
+    );
+    // 200 steps of Pendulum cost at most 16.27 each.
+    let mean: f64 = text
+        .split("mean return ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((-3300.0..0.0).contains(&mean), "{text}");
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let dir = runs_dir("errors");
+    let d = dir.to_str().unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["train", "--env", "CartPoel-v1", "--runs-dir", d],
+            "unknown task id `CartPoel-v1`; known ids: Acrobot-v1, CartPole-v1",
+        ),
+        (
+            &[
+                "train",
+                "--env",
+                "CartPole-v1",
+                "--runs-dir",
+                d,
+                "--set",
+                "learnig_rate=1",
+            ],
+            "unknown field `learnig_rate`",
+        ),
+        (
+            &[
+                "train",
+                "--env",
+                "CartPole-v1",
+                "--runs-dir",
+                d,
+                "--set",
+                "num_envs=many",
+            ],
+            "num_envs",
+        ),
+        (
+            &[
+                "train",
+                "--env",
+                "CartPole-v1",
+                "--runs-dir",
+                d,
+                "--device",
+                "tpu",
+            ],
+            "unknown device `tpu`",
+        ),
+        (&["train", "--resume", d], "is not a hone run directory"),
+    ];
+    for (args, message) in cases {
+        let output = hone(args);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        assert!(
+            stderr(&output).contains(message),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+}
+
+/// The bar for CI: CleanRL's ppo.py settings solve CartPole-v1 within 500k steps.
+#[test]
+fn ppo_solves_cartpole_with_cleanrl_defaults() {
+    let dir = runs_dir("cartpole");
+    let output = hone(&[
+        "train",
+        "--env",
+        "CartPole-v1",
+        "--seed",
+        "1",
+        "--runs-dir",
+        dir.to_str().unwrap(),
+        "--name",
+        "c",
+        "--eval-episodes",
+        "20",
+    ]);
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}{}", stderr(&output));
+    let mean: f64 = text
+        .split("evaluation: mean return ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("no evaluation line in:\n{text}"));
+    assert!(mean >= 475.0, "mean return {mean} over 20 episodes\n{text}");
+}

@@ -1,0 +1,1003 @@
+//! PPO for discrete and continuous control, after CleanRL's `ppo.py` and
+//! `ppo_continuous_action.py` (and "The 37 Implementation Details of PPO").
+//!
+//! One [`Ppo`] owns the env pool (sync mode, same-step autoreset), the agent, the optimiser and
+//! the trainer's random generator. [`Ppo::iterate`] collects one rollout and runs one update,
+//! returning its telemetry; [`Ppo::save`] and [`Ppo::load`] write and read a checkpoint folder
+//! that restores the run exactly (parameters, optimiser, normaliser statistics, random
+//! generators, the envs' states and the step counters).
+
+pub mod config;
+pub mod run;
+pub mod sampling;
+
+use std::path::Path;
+use std::time::Instant;
+
+use hone_envs::rng::Pcg64;
+use hone_envs::{Actions, AutoReset, EnvPool, PoolConfig, PoolSnapshot, Space};
+use hone_kernels::{GaeParams, RewardNormalizer, Rollout, RunningMeanStd, Truncation};
+use hone_telemetry::{EpisodeStats, LossStats, PhaseTiming, UpdateEvent};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+pub use config::{PpoConfig, TruncationMode, parse_device};
+
+use crate::optim::{Adam, clip_grad_norm};
+use crate::policy::{ActionKind, ActorCritic};
+use crate::{Error, Result};
+
+/// gymnasium's `NormalizeObservation`/`NormalizeReward` epsilon.
+const NORMALIZE_EPSILON: f64 = 1e-8;
+
+/// Everything of a run that is not a tensor, as saved in `state.json`.
+#[derive(Debug, Serialize, Deserialize)]
+struct TrainerState {
+    global_step: u64,
+    iteration: u64,
+    elapsed_s: f64,
+    rng: [u64; 4],
+    obs_stats: Option<RunningMeanStd>,
+    reward_normalizer: Option<RewardNormalizer>,
+    next_obs: Vec<f32>,
+    pool: PoolSnapshot,
+}
+
+/// What one minibatch of an update saw (read by the tests).
+#[cfg_attr(not(test), allow(dead_code))]
+#[derive(Debug, Clone)]
+struct MinibatchProbe {
+    epoch: usize,
+    indices: Vec<i64>,
+    ratio: Vec<f32>,
+    approx_kl: f64,
+    advantages: Vec<f32>,
+}
+
+/// The rollout of one iteration, `[T, N]` step-major, on the host.
+#[derive(Debug, Default)]
+struct RolloutBuffer {
+    obs: Vec<f32>,
+    discrete_actions: Vec<i64>,
+    continuous_actions: Vec<f32>,
+    log_probs: Vec<f32>,
+    values: Vec<f32>,
+    rewards: Vec<f32>,
+    terminated: Vec<bool>,
+    truncated: Vec<bool>,
+    final_values: Vec<f32>,
+    advantages: Vec<f32>,
+    returns: Vec<f32>,
+}
+
+/// Episodes finished during an iteration.
+#[derive(Debug, Default)]
+struct EpisodeTally {
+    returns: Vec<f64>,
+    lengths: Vec<u32>,
+}
+
+impl EpisodeTally {
+    fn stats(&self) -> EpisodeStats {
+        let n = self.returns.len();
+        if n == 0 {
+            return EpisodeStats::default();
+        }
+        EpisodeStats {
+            count: n as u64,
+            return_mean: Some(self.returns.iter().sum::<f64>() / n as f64),
+            return_min: self.returns.iter().copied().reduce(f64::min),
+            return_max: self.returns.iter().copied().reduce(f64::max),
+            length_mean: Some(self.lengths.iter().map(|&l| f64::from(l)).sum::<f64>() / n as f64),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Ppo {
+    pub config: PpoConfig,
+    device: Device,
+    pool: EnvPool,
+    agent: ActorCritic,
+    optimizer: Adam,
+    rng: Pcg64,
+    obs_stats: Option<RunningMeanStd>,
+    reward_normalizer: Option<RewardNormalizer>,
+    obs_dim: usize,
+    /// Bounds of a continuous action space, for clipping at the env.
+    action_low: Vec<f32>,
+    action_high: Vec<f32>,
+    /// The observation the policy acts on next (normalised), `[N, obs_dim]`.
+    next_obs: Vec<f32>,
+    buffer: RolloutBuffer,
+    /// Scratch: the env actions of one step (clipped, for continuous spaces).
+    env_actions: Vec<f32>,
+    env_discrete_actions: Vec<i64>,
+    scratch: Vec<f32>,
+    permutation: Vec<i64>,
+    /// Filled by the update when set: what each minibatch saw (for tests of the algorithm).
+    probe: Option<Vec<MinibatchProbe>>,
+    pub global_step: u64,
+    pub iteration: u64,
+    /// Wall time of earlier sessions of this run (resumes continue the clock).
+    elapsed_before: f64,
+    session_start: Instant,
+}
+
+impl Ppo {
+    /// A fresh run: builds the pool, resets it, and initialises the agent from `config.seed`.
+    pub fn new(config: PpoConfig) -> Result<Self> {
+        config.validate()?;
+        let device = parse_device(&config.device)?;
+        set_torch_threads(config.torch_threads);
+        let mut pool_config = PoolConfig::new(config.env_id.clone(), config.num_envs)
+            .num_threads(config.env_threads)
+            .seed(config.seed)
+            .autoreset(AutoReset::SameStep);
+        if let Some(steps) = config.max_episode_steps {
+            pool_config = pool_config.max_episode_steps(steps);
+        }
+        let pool = hone_envs::registry::make(&config.env_id, pool_config)?;
+        let obs_dim = match pool.observation_space() {
+            Space::Box { shape, .. } => shape.iter().product::<usize>(),
+            other => {
+                return Err(Error::Config(format!(
+                    "{}: PPO needs a Box observation space, the env has {other:?}",
+                    config.env_id
+                )));
+            }
+        };
+        let (action, action_low, action_high) = match pool.action_space() {
+            Space::Discrete { n } => (ActionKind::Categorical { n: *n }, Vec::new(), Vec::new()),
+            Space::Box { low, high, .. } => (
+                ActionKind::Gaussian {
+                    dim: low.len() as i64,
+                },
+                low.clone(),
+                high.clone(),
+            ),
+            Space::MultiDiscrete { .. } => {
+                return Err(Error::Config(format!(
+                    "{}: PPO here supports Discrete and Box action spaces, not MultiDiscrete",
+                    config.env_id
+                )));
+            }
+        };
+        // CleanRL seeds torch with the run's seed before building the agent.
+        tch::manual_seed(config.seed as i64);
+        let agent = ActorCritic::new(obs_dim as i64, action, &config.hidden_sizes, device);
+        let optimizer = Adam::new(&agent.params, config.adam_eps);
+        let obs_stats = config
+            .normalize_observation
+            .then(|| RunningMeanStd::new(obs_dim));
+        let reward_normalizer = if config.normalize_reward {
+            Some(RewardNormalizer::new(
+                config.num_envs,
+                config.gamma,
+                NORMALIZE_EPSILON,
+            )?)
+        } else {
+            None
+        };
+        let mut ppo = Self {
+            device,
+            pool,
+            agent,
+            optimizer,
+            // The trainer's stream is independent of the envs' (seeded seed + i).
+            rng: Pcg64::from_seed(config.seed ^ 0x9e37_79b9_7f4a_7c15),
+            obs_stats,
+            reward_normalizer,
+            obs_dim,
+            action_low,
+            action_high,
+            next_obs: Vec::new(),
+            buffer: RolloutBuffer::default(),
+            env_actions: Vec::new(),
+            env_discrete_actions: Vec::new(),
+            scratch: Vec::new(),
+            permutation: Vec::new(),
+            probe: None,
+            global_step: 0,
+            iteration: 0,
+            elapsed_before: 0.0,
+            session_start: Instant::now(),
+            config,
+        };
+        let batch = ppo.pool.reset()?;
+        ppo.next_obs.extend_from_slice(batch.observations);
+        if let Some(stats) = &mut ppo.obs_stats {
+            stats.update(&ppo.next_obs)?;
+            stats.normalize(
+                &mut ppo.next_obs,
+                NORMALIZE_EPSILON,
+                Some(ppo.config.clip_observation),
+            )?;
+        }
+        ppo.allocate_buffers();
+        Ok(ppo)
+    }
+
+    fn allocate_buffers(&mut self) {
+        let (t, n, d) = (self.config.num_steps, self.config.num_envs, self.obs_dim);
+        let b = &mut self.buffer;
+        b.obs = vec![0.0; t * n * d];
+        match self.agent.action {
+            ActionKind::Categorical { .. } => b.discrete_actions = vec![0; t * n],
+            ActionKind::Gaussian { dim } => b.continuous_actions = vec![0.0; t * n * dim as usize],
+        }
+        for v in [
+            &mut b.log_probs,
+            &mut b.values,
+            &mut b.rewards,
+            &mut b.final_values,
+            &mut b.advantages,
+            &mut b.returns,
+        ] {
+            *v = vec![0.0; t * n];
+        }
+        b.terminated = vec![false; t * n];
+        b.truncated = vec![false; t * n];
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    pub fn agent(&self) -> &ActorCritic {
+        &self.agent
+    }
+
+    pub fn obs_stats(&self) -> Option<&RunningMeanStd> {
+        self.obs_stats.as_ref()
+    }
+
+    /// Seconds of training over all sessions of the run.
+    pub fn elapsed_s(&self) -> f64 {
+        self.elapsed_before + self.session_start.elapsed().as_secs_f64()
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.iteration >= self.config.num_iterations()
+    }
+
+    /// The learning rate of the next update (CleanRL's linear annealing).
+    pub fn learning_rate(&self) -> f64 {
+        if self.config.anneal_lr {
+            let frac = 1.0 - self.iteration as f64 / self.config.num_iterations() as f64;
+            frac * self.config.learning_rate
+        } else {
+            self.config.learning_rate
+        }
+    }
+
+    /// One rollout and one update.
+    pub fn iterate(&mut self) -> Result<UpdateEvent> {
+        let start = Instant::now();
+        let lr = self.learning_rate();
+        let mut timing = PhaseTiming::default();
+        let mut episodes = EpisodeTally::default();
+        self.collect_rollout(&mut timing, &mut episodes)?;
+        let update_start = Instant::now();
+        let losses = self.update(lr)?;
+        timing.update_s = update_start.elapsed().as_secs_f64();
+        self.iteration += 1;
+        for (name, value) in [
+            ("policy loss", losses.policy_loss),
+            ("value loss", losses.value_loss),
+            ("entropy", losses.entropy),
+        ] {
+            if !value.is_finite() {
+                return Err(Error::Diverged(format!(
+                    "{name} is {value} at update {}",
+                    self.iteration
+                )));
+            }
+        }
+        let steps = self.config.batch_size() as f64;
+        Ok(UpdateEvent {
+            update: self.iteration,
+            global_step: self.global_step,
+            elapsed_s: self.elapsed_s(),
+            sps: steps / start.elapsed().as_secs_f64(),
+            env_fps: steps / timing.env_step_s.max(1e-9),
+            episodes: episodes.stats(),
+            losses,
+            timing,
+            rss_bytes: resident_memory(),
+        })
+    }
+
+    fn collect_rollout(
+        &mut self,
+        timing: &mut PhaseTiming,
+        episodes: &mut EpisodeTally,
+    ) -> Result<()> {
+        let (n, d) = (self.config.num_envs, self.obs_dim);
+        let bootstrap = self.config.truncation == TruncationMode::Bootstrap;
+        // The log-std is fixed during a rollout.
+        let std: Vec<f32> = match self.agent.log_std() {
+            Some(log_std) => {
+                Vec::<f32>::try_from(log_std.detach().exp().to_device(Device::Cpu).flatten(0, -1))?
+            }
+            None => Vec::new(),
+        };
+        for t in 0..self.config.num_steps {
+            self.global_step += n as u64;
+            let row = t * n;
+            self.buffer.obs[row * d..(row + n) * d].copy_from_slice(&self.next_obs);
+
+            let inference = Instant::now();
+            let obs = Tensor::from_slice(&self.next_obs)
+                .view([n as i64, d as i64])
+                .to_device(self.device);
+            let (out, value) =
+                tch::no_grad(|| (self.agent.actor_output(&obs), self.agent.value(&obs)));
+            copy_to_host(&value, &mut self.buffer.values[row..row + n])?;
+            match self.agent.action {
+                ActionKind::Categorical { n: num_actions } => {
+                    let log_p = tch::no_grad(|| out.log_softmax(-1, Kind::Float));
+                    let width = num_actions as usize;
+                    self.scratch.resize(n * width, 0.0);
+                    copy_to_host(&log_p, &mut self.scratch)?;
+                    self.env_discrete_actions.clear();
+                    for i in 0..n {
+                        let row_lp = &self.scratch[i * width..(i + 1) * width];
+                        let a = sampling::categorical(&mut self.rng, row_lp);
+                        self.buffer.discrete_actions[row + i] = a as i64;
+                        self.buffer.log_probs[row + i] = row_lp[a];
+                        self.env_discrete_actions.push(a as i64);
+                    }
+                }
+                ActionKind::Gaussian { dim } => {
+                    let dim = dim as usize;
+                    self.scratch.resize(n * dim, 0.0);
+                    copy_to_host(&out, &mut self.scratch)?;
+                    self.env_actions.clear();
+                    let sampled = &mut self.buffer.continuous_actions[row * dim..(row + n) * dim];
+                    for (k, a) in sampled.iter_mut().enumerate() {
+                        let j = k % dim;
+                        let eps = sampling::standard_normal(&mut self.rng);
+                        *a = (f64::from(self.scratch[k]) + f64::from(std[j]) * eps) as f32;
+                        // The env gets the clipped action; the buffer keeps the sample.
+                        self.env_actions
+                            .push(a.clamp(self.action_low[j], self.action_high[j]));
+                    }
+                    // The log-probability as the update computes it, so the first ratio is 1.
+                    let actions = Tensor::from_slice(sampled)
+                        .view([n as i64, dim as i64])
+                        .to_device(self.device);
+                    let log_std = self
+                        .agent
+                        .log_std()
+                        .expect("a Gaussian policy has a log-std");
+                    let (log_prob, _) = tch::no_grad(|| {
+                        crate::policy::gaussian_log_prob_entropy(&out, log_std, &actions)
+                    });
+                    copy_to_host(&log_prob, &mut self.buffer.log_probs[row..row + n])?;
+                }
+            }
+            timing.inference_s += inference.elapsed().as_secs_f64();
+
+            let env_start = Instant::now();
+            let actions = match self.agent.action {
+                ActionKind::Categorical { .. } => Actions::Int(&self.env_discrete_actions),
+                ActionKind::Gaussian { .. } => Actions::Float(&self.env_actions),
+            };
+            let batch = self.pool.step(actions)?;
+            timing.env_step_s += env_start.elapsed().as_secs_f64();
+
+            let rewards = &mut self.buffer.rewards[row..row + n];
+            rewards.copy_from_slice(batch.reward);
+            self.buffer.terminated[row..row + n].copy_from_slice(batch.terminated);
+            self.buffer.truncated[row..row + n].copy_from_slice(batch.truncated);
+            if let Some(normalizer) = &mut self.reward_normalizer {
+                // gymnasium's NormalizeReward resets the discounted return at episode ends.
+                let ends: Vec<bool> = batch
+                    .terminated
+                    .iter()
+                    .zip(batch.truncated)
+                    .map(|(a, b)| *a || *b)
+                    .collect();
+                normalizer.normalize(rewards, &ends)?;
+                let clip = self.config.clip_reward as f32;
+                rewards.iter_mut().for_each(|r| *r = r.clamp(-clip, clip));
+            }
+            let eps = &batch.episodes;
+            episodes.returns.extend_from_slice(eps.episode_return);
+            episodes.lengths.extend_from_slice(eps.length);
+
+            // Truncated episodes bootstrap from the value of their final observation.
+            self.buffer.final_values[row..row + n].fill(0.0);
+            let needs_value: Vec<usize> = (0..eps.len())
+                .filter(|&k| {
+                    let env = eps.env_id[k] as usize;
+                    bootstrap && batch.truncated[env] && !batch.terminated[env]
+                })
+                .collect();
+            if !needs_value.is_empty() {
+                let inference = Instant::now();
+                let mut final_obs = Vec::with_capacity(needs_value.len() * d);
+                for &k in &needs_value {
+                    final_obs.extend_from_slice(&eps.final_observation[k * d..(k + 1) * d]);
+                }
+                if let Some(stats) = &self.obs_stats {
+                    stats.normalize(
+                        &mut final_obs,
+                        NORMALIZE_EPSILON,
+                        Some(self.config.clip_observation),
+                    )?;
+                }
+                let obs = Tensor::from_slice(&final_obs)
+                    .view([needs_value.len() as i64, d as i64])
+                    .to_device(self.device);
+                let values = Vec::<f32>::try_from(
+                    tch::no_grad(|| self.agent.value(&obs)).to_device(Device::Cpu),
+                )?;
+                for (&k, v) in needs_value.iter().zip(values) {
+                    self.buffer.final_values[row + eps.env_id[k] as usize] = v;
+                }
+                timing.inference_s += inference.elapsed().as_secs_f64();
+            }
+
+            self.next_obs.copy_from_slice(batch.observations);
+            if let Some(stats) = &mut self.obs_stats {
+                stats.update(&self.next_obs)?;
+                stats.normalize(
+                    &mut self.next_obs,
+                    NORMALIZE_EPSILON,
+                    Some(self.config.clip_observation),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// GAE, then `update_epochs` passes of minibatch PPO updates. Returns CleanRL's logged
+    /// statistics: the last minibatch's losses and KLs, the mean clip fraction over all
+    /// minibatches, the explained variance of the values.
+    fn update(&mut self, lr: f64) -> Result<LossStats> {
+        let (t, n, d) = (self.config.num_steps, self.config.num_envs, self.obs_dim);
+        let obs = Tensor::from_slice(&self.next_obs)
+            .view([n as i64, d as i64])
+            .to_device(self.device);
+        let next_values =
+            Vec::<f32>::try_from(tch::no_grad(|| self.agent.value(&obs)).to_device(Device::Cpu))?;
+        let b = &mut self.buffer;
+        let bootstrap = self.config.truncation == TruncationMode::Bootstrap;
+        let rollout = Rollout {
+            steps: t,
+            envs: n,
+            rewards: &b.rewards,
+            terminated: &b.terminated,
+            truncated: &b.truncated,
+            final_values: bootstrap.then_some(&b.final_values[..]),
+            next_values: &next_values,
+        };
+        let params = GaeParams {
+            gamma: self.config.gamma as f32,
+            lambda: self.config.gae_lambda as f32,
+            truncation: if bootstrap {
+                Truncation::Bootstrap
+            } else {
+                Truncation::AsTermination
+            },
+        };
+        hone_kernels::slice::advantage::gae_into(
+            &rollout,
+            &b.values,
+            params,
+            &mut b.advantages,
+            &mut b.returns,
+        )?;
+
+        let batch_size = t * n;
+        let dev = self.device;
+        let b_obs = Tensor::from_slice(&b.obs)
+            .view([batch_size as i64, d as i64])
+            .to_device(dev);
+        let b_actions = match self.agent.action {
+            ActionKind::Categorical { .. } => {
+                Tensor::from_slice(&b.discrete_actions).to_device(dev)
+            }
+            ActionKind::Gaussian { dim } => Tensor::from_slice(&b.continuous_actions)
+                .view([batch_size as i64, dim])
+                .to_device(dev),
+        };
+        let b_log_probs = Tensor::from_slice(&b.log_probs).to_device(dev);
+        let b_advantages = Tensor::from_slice(&b.advantages).to_device(dev);
+        let b_returns = Tensor::from_slice(&b.returns).to_device(dev);
+        let b_values = Tensor::from_slice(&b.values).to_device(dev);
+        let explained_variance = explained_variance(&b.values, &b.returns);
+
+        let clip = self.config.clip_coef;
+        let minibatch = self.config.minibatch_size();
+        let mut clipfracs = Vec::new();
+        let mut grad_norms = Vec::new();
+        let mut last = None;
+        for epoch in 0..self.config.update_epochs {
+            sampling::permutation(&mut self.rng, batch_size, &mut self.permutation);
+            for start in (0..batch_size).step_by(minibatch) {
+                let end = (start + minibatch).min(batch_size);
+                let idx = Tensor::from_slice(&self.permutation[start..end]).to_device(dev);
+                let eval = self.agent.evaluate(
+                    &b_obs.index_select(0, &idx),
+                    &b_actions.index_select(0, &idx),
+                );
+                let log_ratio = &eval.log_prob - b_log_probs.index_select(0, &idx);
+                let ratio = log_ratio.exp();
+                let (old_approx_kl, approx_kl, clipfrac) = tch::no_grad(|| {
+                    let old = (-&log_ratio).mean(Kind::Float);
+                    let approx = ((&ratio - 1.0) - &log_ratio).mean(Kind::Float);
+                    let frac = (&ratio - 1.0)
+                        .abs()
+                        .gt(clip)
+                        .to_kind(Kind::Float)
+                        .mean(Kind::Float);
+                    (old, approx, frac)
+                });
+                clipfracs.push(clipfrac);
+                let mut mb_adv = b_advantages.index_select(0, &idx);
+                if self.config.norm_adv && end - start > 1 {
+                    mb_adv = (&mb_adv - mb_adv.mean(Kind::Float)) / (mb_adv.std(true) + 1e-8);
+                }
+                if let Some(probe) = &mut self.probe {
+                    probe.push(MinibatchProbe {
+                        epoch,
+                        indices: self.permutation[start..end].to_vec(),
+                        ratio: Vec::<f32>::try_from(ratio.detach().to_device(Device::Cpu))?,
+                        approx_kl: approx_kl.double_value(&[]),
+                        advantages: Vec::<f32>::try_from(mb_adv.to_device(Device::Cpu))?,
+                    });
+                }
+                let pg_loss1 = -&mb_adv * &ratio;
+                let pg_loss2 = -&mb_adv * ratio.clamp(1.0 - clip, 1.0 + clip);
+                let pg_loss = pg_loss1.maximum(&pg_loss2).mean(Kind::Float);
+                let mb_returns = b_returns.index_select(0, &idx);
+                let v_loss = if self.config.clip_vloss {
+                    let mb_values = b_values.index_select(0, &idx);
+                    let unclipped = (&eval.value - &mb_returns).square();
+                    let clipped = &mb_values + (&eval.value - &mb_values).clamp(-clip, clip);
+                    let clipped = (clipped - &mb_returns).square();
+                    unclipped.maximum(&clipped).mean(Kind::Float) * 0.5
+                } else {
+                    (&eval.value - &mb_returns).square().mean(Kind::Float) * 0.5
+                };
+                let entropy = eval.entropy.mean(Kind::Float);
+                let loss =
+                    &pg_loss - &entropy * self.config.ent_coef + &v_loss * self.config.vf_coef;
+                self.agent.params.zero_grad();
+                loss.backward();
+                grad_norms.push(clip_grad_norm(
+                    &self.agent.params,
+                    self.config.max_grad_norm,
+                ));
+                self.optimizer.step(&mut self.agent.params, lr);
+                last = Some((
+                    pg_loss.detach(),
+                    v_loss.detach(),
+                    entropy.detach(),
+                    old_approx_kl,
+                    approx_kl,
+                ));
+            }
+            if let (Some(target), Some((.., approx_kl))) = (self.config.target_kl, &last) {
+                if approx_kl.double_value(&[]) > target {
+                    break;
+                }
+            }
+        }
+        let (pg, v, h, old_kl, kl) = last.expect("at least one minibatch ran");
+        Ok(LossStats {
+            policy_loss: pg.double_value(&[]),
+            value_loss: v.double_value(&[]),
+            entropy: h.double_value(&[]),
+            approx_kl: kl.double_value(&[]),
+            old_approx_kl: old_kl.double_value(&[]),
+            clipfrac: Tensor::stack(&clipfracs, 0)
+                .mean(Kind::Float)
+                .double_value(&[]),
+            explained_variance,
+            learning_rate: lr,
+            grad_norm: Tensor::stack(&grad_norms, 0)
+                .mean(Kind::Float)
+                .double_value(&[]),
+        })
+    }
+
+    /// Writes the checkpoint files into `dir` (a fresh folder; see `CheckpointStore::save`).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let state = TrainerState {
+            global_step: self.global_step,
+            iteration: self.iteration,
+            elapsed_s: self.elapsed_s(),
+            rng: self.rng.to_words(),
+            obs_stats: self.obs_stats.clone(),
+            reward_normalizer: self.reward_normalizer.clone(),
+            next_obs: self.next_obs.clone(),
+            pool: self.pool.snapshot()?,
+        };
+        Tensor::write_safetensors(
+            &self.agent.params.named_tensors(),
+            dir.join("model.safetensors"),
+        )?;
+        Tensor::write_safetensors(
+            &self.optimizer.state_tensors(),
+            dir.join("optimizer.safetensors"),
+        )?;
+        let json = serde_json::to_vec(&state).expect("the trainer state serialises");
+        crate::run_dir::write_atomic(&dir.join("state.json"), &json)?;
+        crate::run_dir::write_atomic(
+            &dir.join("config.toml"),
+            crate::config::to_toml(&self.config)?.as_bytes(),
+        )?;
+        Ok(())
+    }
+
+    /// Rebuilds a run from a checkpoint folder written by [`Self::save`]. `config` is the run's
+    /// config (possibly with a longer `total_timesteps`); its model shape must match.
+    pub fn load(config: PpoConfig, dir: &Path) -> Result<Self> {
+        let source = dir.display().to_string();
+        let mut ppo = Self::new(config)?;
+        let read = |name: &str| -> Result<Vec<(String, Tensor)>> {
+            let path = dir.join(name);
+            if !path.is_file() {
+                return Err(Error::Checkpoint(format!("{source}: {name} is missing")));
+            }
+            Tensor::read_safetensors(&path)
+                .map_err(|e| Error::Checkpoint(format!("{}: {e}", path.display())))
+        };
+        ppo.agent
+            .params
+            .load_named(&read("model.safetensors")?, &source)?;
+        ppo.optimizer
+            .load_state(&read("optimizer.safetensors")?, &source)?;
+        let state_path = dir.join("state.json");
+        let bytes = std::fs::read(&state_path).map_err(|source| Error::Io {
+            path: state_path.clone(),
+            source,
+        })?;
+        let state: TrainerState = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Checkpoint(format!("{}: {e}", state_path.display())))?;
+        if state.next_obs.len() != ppo.next_obs.len() {
+            return Err(Error::Checkpoint(format!(
+                "{source}: saved with {} observation values, this run has {}",
+                state.next_obs.len(),
+                ppo.next_obs.len()
+            )));
+        }
+        ppo.pool
+            .restore(&state.pool)
+            .map_err(|e| Error::Checkpoint(format!("{source}: {e}")))?;
+        ppo.global_step = state.global_step;
+        ppo.iteration = state.iteration;
+        ppo.elapsed_before = state.elapsed_s;
+        ppo.session_start = Instant::now();
+        ppo.rng = Pcg64::from_words(state.rng);
+        ppo.obs_stats = state.obs_stats;
+        ppo.reward_normalizer = state.reward_normalizer;
+        ppo.next_obs = state.next_obs;
+        Ok(ppo)
+    }
+
+    /// Runs the deterministic policy (argmax / mean action, observation statistics frozen) for
+    /// `episodes` episodes on fresh envs seeded from `seed`, returning each episode's return.
+    pub fn evaluate(&self, episodes: usize, seed: u64) -> Result<Vec<f64>> {
+        evaluate_policy(
+            &self.agent,
+            &self.config,
+            self.obs_stats.as_ref(),
+            episodes,
+            seed,
+        )
+    }
+}
+
+/// See [`Ppo::evaluate`]. One env per episode, each stopped after its first episode.
+pub fn evaluate_policy(
+    agent: &ActorCritic,
+    config: &PpoConfig,
+    obs_stats: Option<&RunningMeanStd>,
+    episodes: usize,
+    seed: u64,
+) -> Result<Vec<f64>> {
+    if episodes == 0 {
+        return Ok(Vec::new());
+    }
+    let mut pool_config = PoolConfig::new(config.env_id.clone(), episodes)
+        .num_threads(config.env_threads)
+        .seed(seed)
+        .autoreset(AutoReset::SameStep);
+    if let Some(steps) = config.max_episode_steps {
+        pool_config = pool_config.max_episode_steps(steps);
+    }
+    let mut pool = hone_envs::registry::make(&config.env_id, pool_config)?;
+    let d = agent.obs_dim as usize;
+    let (low, high) = match pool.action_space() {
+        Space::Box { low, high, .. } => (low.clone(), high.clone()),
+        _ => (Vec::new(), Vec::new()),
+    };
+    let mut returns: Vec<Option<f64>> = vec![None; episodes];
+    let mut obs = pool.reset()?.observations.to_vec();
+    let mut discrete = vec![0i64; episodes];
+    let mut continuous: Vec<f32>;
+    while returns.iter().any(Option::is_none) {
+        if let Some(stats) = obs_stats {
+            stats.normalize(&mut obs, NORMALIZE_EPSILON, Some(config.clip_observation))?;
+        }
+        let input = Tensor::from_slice(&obs)
+            .view([episodes as i64, d as i64])
+            .to_device(agent.device());
+        let out = tch::no_grad(|| agent.actor_output(&input));
+        let batch = match agent.action {
+            ActionKind::Categorical { .. } => {
+                let best = Vec::<i64>::try_from(out.argmax(-1, false).to_device(Device::Cpu))?;
+                discrete.copy_from_slice(&best);
+                pool.step(Actions::Int(&discrete))?
+            }
+            ActionKind::Gaussian { .. } => {
+                continuous = Vec::<f32>::try_from(out.to_device(Device::Cpu).flatten(0, -1))?;
+                for (i, a) in continuous.iter_mut().enumerate() {
+                    *a = a.clamp(low[i % low.len()], high[i % high.len()]);
+                }
+                pool.step(Actions::Float(&continuous))?
+            }
+        };
+        let eps = &batch.episodes;
+        for k in 0..eps.len() {
+            let slot = &mut returns[eps.env_id[k] as usize];
+            if slot.is_none() {
+                *slot = Some(eps.episode_return[k]);
+            }
+        }
+        obs.copy_from_slice(batch.observations);
+    }
+    Ok(returns
+        .into_iter()
+        .map(|r| r.expect("every episode finished"))
+        .collect())
+}
+
+/// 1 − Var(returns − values) / Var(returns), as CleanRL (NaN when the returns are constant).
+fn explained_variance(values: &[f32], returns: &[f32]) -> f64 {
+    let n = returns.len() as f64;
+    let var = |xs: &mut dyn Iterator<Item = f64>| {
+        let xs: Vec<f64> = xs.collect();
+        let mean = xs.iter().sum::<f64>() / n;
+        xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n
+    };
+    let var_y = var(&mut returns.iter().map(|&r| f64::from(r)));
+    if var_y == 0.0 {
+        return f64::NAN;
+    }
+    let var_diff = var(&mut returns
+        .iter()
+        .zip(values)
+        .map(|(&r, &v)| f64::from(r) - f64::from(v)));
+    1.0 - var_diff / var_y
+}
+
+fn copy_to_host(tensor: &Tensor, out: &mut [f32]) -> Result<()> {
+    let host = tensor
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .contiguous();
+    if host.numel() != out.len() {
+        return Err(Error::Torch(tch::TchError::Shape(format!(
+            "expected {} values from the policy, got {}",
+            out.len(),
+            host.numel()
+        ))));
+    }
+    host.f_copy_data(out, out.len())?;
+    Ok(())
+}
+
+/// Sets libtorch's intra-op threads (0 = one per core).
+pub fn set_torch_threads(threads: usize) {
+    let threads = if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        threads
+    };
+    tch::set_num_threads(threads as i32);
+}
+
+/// Resident memory of this process in bytes (Linux).
+pub fn resident_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small(env: &str, continuous: bool) -> PpoConfig {
+        let base = if continuous {
+            PpoConfig::continuous()
+        } else {
+            PpoConfig::default()
+        };
+        PpoConfig {
+            env_id: env.into(),
+            num_envs: 4,
+            num_steps: 32,
+            num_minibatches: 4,
+            update_epochs: 3,
+            total_timesteps: 4 * 32 * 10,
+            device: "cpu".into(),
+            env_threads: 1,
+            ..base
+        }
+    }
+
+    fn probed_update(config: PpoConfig) -> Vec<MinibatchProbe> {
+        let mut ppo = Ppo::new(config).unwrap();
+        ppo.probe = Some(Vec::new());
+        ppo.iterate().unwrap();
+        ppo.probe.take().unwrap()
+    }
+
+    #[test]
+    fn first_minibatch_ratio_is_one_and_approx_kl_zero() {
+        for (env, continuous) in [("CartPole-v1", false), ("Pendulum-v1", true)] {
+            let probes = probed_update(small(env, continuous));
+            let first = &probes[0];
+            assert_eq!(first.epoch, 0);
+            for r in &first.ratio {
+                assert!(
+                    (r - 1.0).abs() < 1e-5,
+                    "{env}: ratio {r} on the first minibatch"
+                );
+            }
+            assert!(
+                first.approx_kl.abs() < 1e-9,
+                "{env}: approx_kl {}",
+                first.approx_kl
+            );
+            // Later minibatches follow updated parameters: the ratio moves.
+            let moved = probes[1..]
+                .iter()
+                .flat_map(|p| &p.ratio)
+                .any(|r| (r - 1.0).abs() > 1e-4);
+            assert!(moved, "{env}: the policy never changed");
+        }
+    }
+
+    #[test]
+    fn advantages_are_normalised_per_minibatch() {
+        let probes = probed_update(small("CartPole-v1", false));
+        for p in &probes {
+            let n = p.advantages.len() as f64;
+            let mean = p.advantages.iter().map(|&a| f64::from(a)).sum::<f64>() / n;
+            let var = p
+                .advantages
+                .iter()
+                .map(|&a| (f64::from(a) - mean).powi(2))
+                .sum::<f64>()
+                / (n - 1.0);
+            assert!(mean.abs() < 1e-5, "minibatch mean {mean}");
+            assert!(
+                (var.sqrt() - 1.0).abs() < 1e-3,
+                "minibatch std {}",
+                var.sqrt()
+            );
+        }
+        let raw = probed_update(PpoConfig {
+            norm_adv: false,
+            ..small("CartPole-v1", false)
+        });
+        let mean = raw[0].advantages.iter().map(|&a| f64::from(a)).sum::<f64>()
+            / raw[0].advantages.len() as f64;
+        assert!(
+            mean.abs() > 1e-3,
+            "without norm_adv the advantages are left as they are"
+        );
+    }
+
+    #[test]
+    fn every_sample_is_used_once_per_epoch() {
+        // 4 × 30 = 120 samples in minibatches of 120 / 7 = 17: seven of 17 and a last one of 1.
+        let config = PpoConfig {
+            num_steps: 30,
+            num_minibatches: 7,
+            ..small("CartPole-v1", false)
+        };
+        let probes = probed_update(config);
+        for epoch in 0..3 {
+            let mut seen: Vec<i64> = probes
+                .iter()
+                .filter(|p| p.epoch == epoch)
+                .flat_map(|p| p.indices.clone())
+                .collect();
+            seen.sort();
+            assert_eq!(seen, (0..120).collect::<Vec<_>>(), "epoch {epoch}");
+        }
+        let first_epoch: Vec<&MinibatchProbe> = probes.iter().filter(|p| p.epoch == 0).collect();
+        assert_eq!(first_epoch.len(), 8);
+        assert_ne!(
+            probes[0].indices,
+            (0..17).collect::<Vec<_>>(),
+            "samples are shuffled"
+        );
+    }
+
+    #[test]
+    fn target_kl_stops_the_epochs_early() {
+        let config = PpoConfig {
+            target_kl: Some(0.0),
+            ..small("CartPole-v1", false)
+        };
+        let probes = probed_update(config);
+        assert!(
+            probes.iter().all(|p| p.epoch == 0),
+            "a zero target stops after the first epoch"
+        );
+    }
+
+    #[test]
+    fn learning_rate_anneals_linearly_to_zero() {
+        let mut ppo = Ppo::new(small("CartPole-v1", false)).unwrap();
+        let lr = ppo.config.learning_rate;
+        assert_eq!(ppo.learning_rate(), lr);
+        ppo.iteration = 5;
+        assert!((ppo.learning_rate() - lr * 0.5).abs() < 1e-12);
+        ppo.config.anneal_lr = false;
+        assert_eq!(ppo.learning_rate(), lr);
+    }
+
+    #[test]
+    fn a_save_and_load_continues_identically() {
+        let dir = std::env::temp_dir().join(format!("hone-ppo-ckpt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (env, continuous) in [("CartPole-v1", false), ("Pendulum-v1", true)] {
+            let config = small(env, continuous);
+            let mut a = Ppo::new(config.clone()).unwrap();
+            a.iterate().unwrap();
+            a.save(&dir).unwrap();
+            let want: Vec<_> = (0..2).map(|_| a.iterate().unwrap()).collect();
+            let mut b = Ppo::load(config, &dir).unwrap();
+            let got: Vec<_> = (0..2).map(|_| b.iterate().unwrap()).collect();
+            for (w, g) in want.iter().zip(&got) {
+                assert_eq!((w.update, w.global_step), (g.update, g.global_step));
+                assert_eq!(w.losses.policy_loss, g.losses.policy_loss, "{env}");
+                assert_eq!(w.losses.value_loss, g.losses.value_loss, "{env}");
+                assert_eq!(w.episodes, g.episodes, "{env}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_corrupt_checkpoint_is_a_clear_error() {
+        let dir = std::env::temp_dir().join(format!("hone-ppo-corrupt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = small("CartPole-v1", false);
+        Ppo::new(config.clone()).unwrap().save(&dir).unwrap();
+        std::fs::write(dir.join("model.safetensors"), b"not a safetensors file").unwrap();
+        let err = Ppo::load(config.clone(), &dir).unwrap_err().to_string();
+        assert!(err.contains("model.safetensors"), "{err}");
+        std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+        let err = Ppo::load(config.clone(), &dir).unwrap_err().to_string();
+        assert!(err.contains("model.safetensors is missing"), "{err}");
+        let wider = PpoConfig {
+            hidden_sizes: vec![32, 32],
+            ..config.clone()
+        };
+        Ppo::new(config.clone()).unwrap().save(&dir).unwrap();
+        let err = Ppo::load(wider, &dir).unwrap_err().to_string();
+        assert!(err.contains("has shape"), "{err}");
+    }
+
+    #[test]
+    fn explained_variance_matches_its_definition() {
+        assert!(explained_variance(&[1.0, 2.0], &[3.0, 3.0]).is_nan());
+        assert!((explained_variance(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0]) - 1.0).abs() < 1e-12);
+        // values 0: 1 - Var(y)/Var(y) = 0.
+        assert!(explained_variance(&[0.0, 0.0, 0.0], &[1.0, 2.0, 3.0]).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,217 @@
+//! A PPO run in its run directory: config, metrics, checkpoints, resume, clean stop.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use hone_telemetry::{Event, MetricsWriter, RunInfo, UpdateEvent, read_events};
+
+use super::{Ppo, PpoConfig};
+use crate::run_dir::{CheckpointStore, RunDir, write_atomic};
+use crate::{Error, Result};
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    pub run_dir: PathBuf,
+    pub global_step: u64,
+    pub iterations: u64,
+    /// Mean return of the episodes finished in the last update that finished any.
+    pub last_return_mean: Option<f64>,
+    pub interrupted: bool,
+    pub last_checkpoint: Option<PathBuf>,
+}
+
+/// Receives every event as it is written (the dashboard, a progress printer).
+pub type Observer<'a> = &'a mut dyn FnMut(&Event);
+
+/// Starts a new run in `run` (created by the caller with [`RunDir::create`]).
+pub fn start(
+    run: &RunDir,
+    config: PpoConfig,
+    stop: &Arc<AtomicBool>,
+    observer: Observer<'_>,
+) -> Result<RunSummary> {
+    config.validate()?;
+    write_atomic(
+        &run.config_path(),
+        crate::config::to_toml(&config)?.as_bytes(),
+    )?;
+    let ppo = Ppo::new(config)?;
+    drive(run, ppo, stop, observer)
+}
+
+/// Continues the run in `run` from its latest checkpoint. `total_timesteps`, when given,
+/// replaces the saved one (to train further). Metrics logged after that checkpoint are dropped,
+/// so the resumed run's metrics read as if it had never stopped.
+pub fn resume(
+    run: &RunDir,
+    total_timesteps: Option<u64>,
+    stop: &Arc<AtomicBool>,
+    observer: Observer<'_>,
+) -> Result<RunSummary> {
+    let mut config: PpoConfig = toml::from_str(&run.read_config()?)
+        .map_err(|e| Error::Config(format!("{}: {e}", run.config_path().display())))?;
+    if let Some(total) = total_timesteps {
+        config.total_timesteps = total;
+        config.validate()?;
+        write_atomic(
+            &run.config_path(),
+            crate::config::to_toml(&config)?.as_bytes(),
+        )?;
+    }
+    let store = CheckpointStore::new(run.checkpoints_dir(), config.keep_checkpoints);
+    let Some(latest) = store.latest()? else {
+        return Err(Error::RunDir {
+            path: run.root().to_owned(),
+            message: "has no checkpoint to resume from".into(),
+        });
+    };
+    let ppo = Ppo::load(config, &latest)?;
+    truncate_metrics(run, ppo.global_step)?;
+    drive(run, ppo, stop, observer)
+}
+
+/// Keeps the events up to `global_step` (what the checkpoint had seen).
+fn truncate_metrics(run: &RunDir, global_step: u64) -> Result<()> {
+    let path = run.metrics_path();
+    if !path.exists() {
+        return Ok(());
+    }
+    let kept: Vec<Event> = read_events(&path)?
+        .into_iter()
+        .filter(|event| match event {
+            Event::Update(u) => u.global_step <= global_step,
+            Event::Checkpoint { global_step: s, .. } | Event::Finish { global_step: s, .. } => {
+                *s <= global_step
+            }
+            Event::Start(info) => info.global_step <= global_step,
+        })
+        .collect();
+    let mut text = String::new();
+    for event in &kept {
+        text.push_str(&serde_json::to_string(event).expect("events serialise"));
+        text.push('\n');
+    }
+    write_atomic(&path, text.as_bytes())
+}
+
+/// Where events go: the run's metrics file, then the observer.
+struct Sink<'o, 'a> {
+    metrics: MetricsWriter,
+    observer: &'o mut Observer<'a>,
+}
+
+impl Sink<'_, '_> {
+    fn emit(&mut self, event: Event) -> Result<()> {
+        self.metrics.write(&event)?;
+        (self.observer)(&event);
+        Ok(())
+    }
+}
+
+/// Episodes since the last checkpoint: their mean return scores it for `best`.
+#[derive(Default)]
+struct Score {
+    sum: f64,
+    count: u64,
+}
+
+fn save(
+    ppo: &Ppo,
+    store: &CheckpointStore,
+    score: &mut Score,
+    sink: &mut Sink<'_, '_>,
+) -> Result<PathBuf> {
+    let value = (score.count > 0).then(|| score.sum / score.count as f64);
+    let path = store.save(ppo.global_step, value, |dir| ppo.save(dir))?;
+    *score = Score::default();
+    tracing::info!(path = %path.display(), step = ppo.global_step, "checkpoint written");
+    sink.emit(Event::Checkpoint {
+        global_step: ppo.global_step,
+        path: path.display().to_string(),
+    })?;
+    Ok(path)
+}
+
+fn drive(
+    run: &RunDir,
+    mut ppo: Ppo,
+    stop: &Arc<AtomicBool>,
+    mut observer: Observer<'_>,
+) -> Result<RunSummary> {
+    let mut sink = Sink {
+        metrics: MetricsWriter::append(&run.metrics_path())?,
+        observer: &mut observer,
+    };
+    let store = CheckpointStore::new(run.checkpoints_dir(), ppo.config.keep_checkpoints);
+    let info = RunInfo {
+        run: run.name(),
+        algorithm: "ppo".into(),
+        target: ppo.config.env_id.clone(),
+        device: format!("{:?}", ppo.device()).to_lowercase(),
+        total_steps: ppo.config.num_iterations() * ppo.config.batch_size() as u64,
+        global_step: ppo.global_step,
+        started_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64()),
+        pid: std::process::id(),
+    };
+    tracing::info!(run = %info.run, env = %info.target, device = %info.device, step = info.global_step, "training");
+    sink.emit(Event::Start(info))?;
+
+    let mut summary = RunSummary {
+        run_dir: run.root().to_owned(),
+        global_step: ppo.global_step,
+        iterations: ppo.iteration,
+        last_return_mean: None,
+        interrupted: false,
+        last_checkpoint: None,
+    };
+    let mut score = Score::default();
+    let mut saved_at = None;
+    while !ppo.is_done() {
+        if stop.load(Ordering::Relaxed) {
+            summary.interrupted = true;
+            break;
+        }
+        let event: UpdateEvent = match ppo.iterate() {
+            Ok(event) => event,
+            Err(err) => {
+                let reason = format!("error: {err}");
+                tracing::error!("{reason}");
+                sink.emit(Event::Finish {
+                    global_step: ppo.global_step,
+                    reason,
+                })?;
+                return Err(err);
+            }
+        };
+        if let Some(mean) = event.episodes.return_mean {
+            score.sum += mean * event.episodes.count as f64;
+            score.count += event.episodes.count;
+            summary.last_return_mean = Some(mean);
+        }
+        sink.emit(Event::Update(event))?;
+        let every = ppo.config.checkpoint_every;
+        if every > 0 && ppo.iteration % every == 0 && !ppo.is_done() {
+            summary.last_checkpoint = Some(save(&ppo, &store, &mut score, &mut sink)?);
+            saved_at = Some(ppo.global_step);
+        }
+    }
+    if saved_at != Some(ppo.global_step) && ppo.iteration > 0 {
+        summary.last_checkpoint = Some(save(&ppo, &store, &mut score, &mut sink)?);
+    }
+    summary.global_step = ppo.global_step;
+    summary.iterations = ppo.iteration;
+    let reason = if summary.interrupted {
+        "interrupted"
+    } else {
+        "done"
+    };
+    sink.emit(Event::Finish {
+        global_step: ppo.global_step,
+        reason: reason.into(),
+    })?;
+    Ok(summary)
+}
