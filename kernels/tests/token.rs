@@ -339,3 +339,41 @@ fn logprobs_from_hidden_reject_bad_inputs() {
         "{err}"
     );
 }
+
+#[test]
+fn logprobs_from_hidden_in_bf16() {
+    let hidden = irregular(&[2, 5, 16], 1.0).to_kind(Kind::BFloat16);
+    let weight = irregular(&[30, 16], 0.5).to_kind(Kind::BFloat16);
+    let tokens = irregular_tokens(&[2, 5], 30);
+    let (h, w) = (
+        hidden.set_requires_grad(true),
+        weight.set_requires_grad(true),
+    );
+    let got = token_logprobs_from_hidden_chunked(&h, &w, &tokens, 2).unwrap();
+    assert_eq!(got.kind(), Kind::Float);
+    got.sum(Kind::Float).backward();
+    assert_eq!(
+        (h.grad().kind(), w.grad().kind()),
+        (Kind::BFloat16, Kind::BFloat16)
+    );
+    // Against f32 on the same bf16 values: bf16 logits and gradients carry 3 significant digits.
+    let (h32, w32) = (
+        hidden.detach().to_kind(Kind::Float).set_requires_grad(true),
+        weight.detach().to_kind(Kind::Float).set_requires_grad(true),
+    );
+    let want = token_logprobs_from_hidden(&h32, &w32, &tokens).unwrap();
+    want.sum(Kind::Float).backward();
+    assert_all_close("bf16 logprobs", &to_f64(&got), &to_f64(&want), 2e-2);
+    assert_all_close(
+        "bf16 hidden gradient",
+        &to_f64(&h.grad()),
+        &to_f64(&h32.grad()),
+        2e-2,
+    );
+    assert_all_close(
+        "bf16 weight gradient",
+        &to_f64(&w.grad()),
+        &to_f64(&w32.grad()),
+        2e-2,
+    );
+}
