@@ -14,7 +14,7 @@ use hone_kernels::tensor::advantage::TensorRollout;
 use hone_kernels::tensor::kl::{KlEstimator, kl_per_token};
 use hone_kernels::tensor::masked::masked_whiten;
 use hone_kernels::tensor::sampling::{top_k_filter, top_p_filter};
-use hone_kernels::tensor::token::{token_entropy, token_logprobs};
+use hone_kernels::tensor::token::{token_entropy, token_logprobs, token_logprobs_from_hidden};
 use hone_kernels::{reference, tensor};
 use tch::{Device, Kind, Tensor};
 
@@ -285,6 +285,46 @@ fn bench_token(c: &mut Criterion) {
                 .sum(Kind::Float)
                 .backward();
             black_box(x.grad())
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("token_logprobs_from_hidden");
+    let h = 256i64;
+    let hidden = Tensor::from_slice(&(0..(b * t * h) as usize).map(pseudo).collect::<Vec<_>>())
+        .reshape([b, t, h]);
+    let weight = Tensor::from_slice(
+        &(0..(v * h) as usize)
+            .map(|i| 0.1 * pseudo(i + 7))
+            .collect::<Vec<_>>(),
+    )
+    .reshape([v, h]);
+    let head_id = format!("B{b}xT{t}xH{h}xV{v}");
+    group.bench_function(BenchmarkId::new("fused/forward_backward", &head_id), |bn| {
+        bn.iter(|| {
+            let (x, w) = (
+                hidden.detach().set_requires_grad(true),
+                weight.detach().set_requires_grad(true),
+            );
+            token_logprobs_from_hidden(&x, &w, &tokens)
+                .unwrap()
+                .sum(Kind::Float)
+                .backward();
+            black_box((x.grad(), w.grad()))
+        })
+    });
+    group.bench_function(BenchmarkId::new("naive/forward_backward", &head_id), |bn| {
+        bn.iter(|| {
+            let (x, w) = (
+                hidden.detach().set_requires_grad(true),
+                weight.detach().set_requires_grad(true),
+            );
+            x.matmul(&w.tr())
+                .log_softmax(-1, Kind::Float)
+                .gather(-1, &tokens.unsqueeze(-1), false)
+                .sum(Kind::Float)
+                .backward();
+            black_box((x.grad(), w.grad()))
         })
     });
     group.finish();

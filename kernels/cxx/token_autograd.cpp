@@ -120,6 +120,55 @@ struct TokenEntropy : public torch::autograd::Function<TokenEntropy> {
   }
 };
 
+// Log-probabilities of the tokens under `hidden @ weight^T` (a bias-free LM head) without the
+// [B, T, V] logits: each piece's logits are made, used and dropped, in the forward and again in
+// the backward, which accumulates the gradients of `hidden` and `weight` piece by piece.
+struct LinearTokenLogprobs : public torch::autograd::Function<LinearTokenLogprobs> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& hidden,
+                            const at::Tensor& weight, const at::Tensor& tokens, int64_t chunk) {
+    const auto acc = accumulate_type(hidden);
+    auto out = at::empty({hidden.size(0), hidden.size(1)}, hidden.options().dtype(acc));
+    const auto weight_t = weight.t();
+    for_each_piece(hidden, chunk, [&](int64_t b, int64_t t0, int64_t n) {
+      const auto logits = at::matmul(piece(hidden, b, t0, n), weight_t);
+      const auto logp = at::log_softmax(logits, -1, acc);
+      piece(out, b, t0, n).copy_(logp.gather(-1, piece(tokens, b, t0, n).unsqueeze(-1)).squeeze(-1));
+    });
+    ctx->save_for_backward({hidden, weight, tokens});
+    ctx->saved_data["chunk"] = chunk;
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& hidden = saved[0];
+    const auto& weight = saved[1];
+    const auto& tokens = saved[2];
+    const int64_t chunk = ctx->saved_data["chunk"].toInt();
+    const auto acc = accumulate_type(hidden);
+    const auto g = grad_outputs[0].to(acc);
+    const auto neg_g = g.neg();
+    const bool want_hidden = ctx->needs_input_grad(0);
+    const bool want_weight = ctx->needs_input_grad(1);
+    at::Tensor grad_hidden, grad_weight;
+    if (want_hidden) grad_hidden = at::empty(hidden.sizes(), hidden.options().memory_format(at::MemoryFormat::Contiguous));
+    // Summed over every piece: accumulated in f32 (f64) even for half-precision weights.
+    if (want_weight) grad_weight = at::zeros(weight.sizes(), weight.options().dtype(acc));
+    const auto weight_t = weight.t();
+    for_each_piece(hidden, chunk, [&](int64_t b, int64_t t0, int64_t n) {
+      const auto h = piece(hidden, b, t0, n);
+      // d logp / d logits = onehot(token) - softmax(logits), times the incoming gradient.
+      auto d = at::softmax(at::matmul(h, weight_t), -1, acc);
+      d.mul_(piece(neg_g, b, t0, n).unsqueeze(-1));
+      d.scatter_add_(-1, piece(tokens, b, t0, n).unsqueeze(-1), piece(g, b, t0, n).unsqueeze(-1));
+      if (want_hidden) piece(grad_hidden, b, t0, n).copy_(at::matmul(d.to(weight.scalar_type()), weight));
+      if (want_weight) grad_weight.addmm_(d.t(), h.to(acc));
+    });
+    if (want_weight) grad_weight = grad_weight.to(weight.scalar_type());
+    return {grad_hidden, grad_weight, at::Tensor(), at::Tensor()};
+  }
+};
+
 thread_local std::string last_error;
 
 template <typename F>
@@ -147,4 +196,13 @@ extern "C" const char* hone_token_logprobs(const at::Tensor* logits, const at::T
 extern "C" const char* hone_token_entropy(const at::Tensor* logits, int64_t chunk,
                                           at::Tensor** out) {
   return guarded([&] { *out = new at::Tensor(TokenEntropy::apply(*logits, chunk)); });
+}
+
+extern "C" const char* hone_linear_token_logprobs(const at::Tensor* hidden,
+                                                  const at::Tensor* weight,
+                                                  const at::Tensor* tokens, int64_t chunk,
+                                                  at::Tensor** out) {
+  return guarded([&] {
+    *out = new at::Tensor(LinearTokenLogprobs::apply(*hidden, *weight, *tokens, chunk));
+  });
 }

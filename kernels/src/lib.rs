@@ -20,4 +20,4 @@ pub use slice::running_stats::{RewardNormalizer, RunningMeanStd};
 pub use tensor::kl::{KlEstimator, kl_per_token};
 pub use tensor::masked::{masked_mean, masked_mean_dim, masked_var, masked_whiten};
 pub use tensor::sampling::{SamplingFilter, sample, top_k_filter, top_p_filter};
-pub use tensor::token::{token_entropy, token_logprobs};
+pub use tensor::token::{token_entropy, token_logprobs, token_logprobs_from_hidden};

@@ -1,5 +1,6 @@
 use hone_kernels::tensor::token::{
     token_entropy, token_entropy_chunked, token_logprobs, token_logprobs_chunked,
+    token_logprobs_from_hidden, token_logprobs_from_hidden_chunked,
 };
 use hone_kernels::{Error, reference};
 use proptest::prelude::*;
@@ -222,4 +223,157 @@ fn bad_inputs_are_errors() {
     );
     let err = token_entropy(&Tensor::zeros([2, 3, 0], (Kind::Float, Device::Cpu))).unwrap_err();
     assert!(matches!(err, Error::Empty(_)), "{err}");
+}
+
+#[derive(Clone, Debug)]
+struct HeadCase {
+    b: i64,
+    t: i64,
+    h: i64,
+    v: i64,
+    chunk: i64,
+    hidden: Vec<f64>,
+    weight: Vec<f64>,
+    tokens: Vec<i64>,
+}
+
+fn head_cases() -> impl Strategy<Value = HeadCase> {
+    (1i64..3, 0i64..6, 1i64..6, 1i64..10, 1i64..4).prop_flat_map(|(b, t, h, v, chunk)| {
+        (
+            prop::collection::vec(-2.0f64..2.0, (b * t * h) as usize),
+            prop::collection::vec(-2.0f64..2.0, (v * h) as usize),
+            prop::collection::vec(0..v, (b * t) as usize),
+        )
+            .prop_map(move |(hidden, weight, tokens)| HeadCase {
+                b,
+                t,
+                h,
+                v,
+                chunk,
+                hidden,
+                weight,
+                tokens,
+            })
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Values and both gradients against `hidden.matmul(weight^T).log_softmax().gather()`.
+    #[test]
+    fn logprobs_from_hidden_match_the_naive_version(case in head_cases()) {
+        let hidden = || Tensor::from_slice(&case.hidden).reshape([case.b, case.t, case.h]).set_requires_grad(true);
+        let weight = || Tensor::from_slice(&case.weight).reshape([case.v, case.h]).set_requires_grad(true);
+        let tokens = Tensor::from_slice(&case.tokens).reshape([case.b, case.t]);
+        let upstream = upstream_gradient(&[case.b, case.t]);
+
+        let (h1, w1) = (hidden(), weight());
+        let got = token_logprobs_from_hidden_chunked(&h1, &w1, &tokens, case.chunk).unwrap();
+        (&got * &upstream).sum(Kind::Double).backward();
+        let (h2, w2) = (hidden(), weight());
+        let naive = h2
+            .matmul(&w2.tr())
+            .log_softmax(-1, Kind::Double)
+            .gather(-1, &tokens.unsqueeze(-1), false)
+            .squeeze_dim(-1);
+        (&naive * &upstream).sum(Kind::Double).backward();
+        assert_all_close("logprobs", &to_f64(&got), &to_f64(&naive), 1e-12);
+        assert_all_close("hidden gradient", &to_f64(&h1.grad()), &to_f64(&h2.grad()), 1e-12);
+        assert_all_close("weight gradient", &to_f64(&w1.grad()), &to_f64(&w2.grad()), 1e-12);
+    }
+}
+
+#[test]
+fn logprobs_from_hidden_in_f32_2d_and_without_weight_gradient() {
+    let hidden = irregular(&[2, 7, 16], 1.0);
+    let weight = irregular(&[40, 16], 0.5);
+    let tokens = irregular_tokens(&[2, 7], 40);
+    let logits = hidden.matmul(&weight.tr());
+    let want = token_logprobs(&logits, &tokens).unwrap();
+    let got = token_logprobs_from_hidden(&hidden, &weight, &tokens).unwrap();
+    assert_all_close("f32", &to_f64(&got), &to_f64(&want), 1e-5);
+    let row = token_logprobs_from_hidden(&hidden.get(1), &weight, &tokens.get(1)).unwrap();
+    assert_all_close("2-D", &to_f64(&row), &to_f64(&want.get(1)), 1e-5);
+
+    // A frozen head: only the hidden states get a gradient.
+    let h = hidden.detach().set_requires_grad(true);
+    token_logprobs_from_hidden(&h, &weight, &tokens)
+        .unwrap()
+        .sum(Kind::Float)
+        .backward();
+    let h2 = hidden.detach().set_requires_grad(true);
+    token_logprobs(&h2.matmul(&weight.tr()), &tokens)
+        .unwrap()
+        .sum(Kind::Float)
+        .backward();
+    assert_all_close(
+        "hidden gradient",
+        &to_f64(&h.grad()),
+        &to_f64(&h2.grad()),
+        1e-5,
+    );
+    assert!(!weight.grad().defined());
+}
+
+#[test]
+fn logprobs_from_hidden_reject_bad_inputs() {
+    let hidden = Tensor::zeros([2, 3, 4], (Kind::Float, Device::Cpu));
+    let weight = Tensor::zeros([5, 4], (Kind::Float, Device::Cpu));
+    let tokens = Tensor::zeros([2, 3], (Kind::Int64, Device::Cpu));
+    let err = token_logprobs_from_hidden(&hidden, &weight.narrow(1, 0, 3), &tokens).unwrap_err();
+    assert!(matches!(err, Error::Shape { what: "weight", .. }), "{err}");
+    let err =
+        token_logprobs_from_hidden(&hidden, &weight.to_kind(Kind::BFloat16), &tokens).unwrap_err();
+    assert!(matches!(err, Error::Kind { what: "weight", .. }), "{err}");
+    let err = token_logprobs_from_hidden(&hidden, &weight, &tokens.fill(5)).unwrap_err();
+    assert!(
+        matches!(err, Error::TokenOutOfRange { token: 5, vocab: 5 }),
+        "{err}"
+    );
+    let err = token_logprobs_from_hidden(&hidden.reshape([24]), &weight, &tokens).unwrap_err();
+    assert!(matches!(err, Error::Shape { what: "hidden", .. }), "{err}");
+    let err = token_logprobs_from_hidden_chunked(&hidden, &weight, &tokens, 0).unwrap_err();
+    assert!(
+        matches!(err, Error::Parameter { name: "chunk", .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn logprobs_from_hidden_in_bf16() {
+    let hidden = irregular(&[2, 5, 16], 1.0).to_kind(Kind::BFloat16);
+    let weight = irregular(&[30, 16], 0.5).to_kind(Kind::BFloat16);
+    let tokens = irregular_tokens(&[2, 5], 30);
+    let (h, w) = (
+        hidden.set_requires_grad(true),
+        weight.set_requires_grad(true),
+    );
+    let got = token_logprobs_from_hidden_chunked(&h, &w, &tokens, 2).unwrap();
+    assert_eq!(got.kind(), Kind::Float);
+    got.sum(Kind::Float).backward();
+    assert_eq!(
+        (h.grad().kind(), w.grad().kind()),
+        (Kind::BFloat16, Kind::BFloat16)
+    );
+    // Against f32 on the same bf16 values: bf16 logits and gradients carry 3 significant digits.
+    let (h32, w32) = (
+        hidden.detach().to_kind(Kind::Float).set_requires_grad(true),
+        weight.detach().to_kind(Kind::Float).set_requires_grad(true),
+    );
+    let want = token_logprobs_from_hidden(&h32, &w32, &tokens).unwrap();
+    want.sum(Kind::Float).backward();
+    assert_all_close("bf16 logprobs", &to_f64(&got), &to_f64(&want), 2e-2);
+    assert_all_close(
+        "bf16 hidden gradient",
+        &to_f64(&h.grad()),
+        &to_f64(&h32.grad()),
+        2e-2,
+    );
+    assert_all_close(
+        "bf16 weight gradient",
+        &to_f64(&w.grad()),
+        &to_f64(&w32.grad()),
+        2e-2,
+    );
 }

@@ -2,7 +2,10 @@
 //! positions of one sequence at a time, so the extra memory is O(chunk × V) instead of the
 //! O(B × T × V) of `log_softmax(-1).gather(-1, tokens)`, forward and backward.
 //!
-//! Both are libtorch autograd functions with their own backward (cxx/token_autograd.cpp): they
+//! [`token_logprobs_from_hidden`] goes one step further for a bias-free LM head: it takes the
+//! hidden states and the head's weight and never holds the `[B, T, V]` logits at all.
+//!
+//! All are libtorch autograd functions with their own backward (cxx/token_autograd.cpp): they
 //! save only the logits for backward (the naive version keeps a `[B, T, V]` log-softmax alive
 //! until backward), and the backward writes the logits' gradient chunk by chunk. Gradients equal
 //! the naive version's; double backward is not supported. Half-precision logits are reduced in
@@ -19,6 +22,11 @@ use crate::error::{Error, Result, shape_error};
 /// Elements (chunk × V) per chunk by default: 4 MiB of f32 temporaries per live buffer.
 pub const DEFAULT_CHUNK_ELEMENTS: i64 = 1 << 20;
 
+/// Logits (chunk × V) per chunk of [`token_logprobs_from_hidden`] by default: 64 MiB of f32 per
+/// live buffer, because each chunk is also a matmul, and a matmul of a few rows runs far below
+/// the machine's speed (measured on CPU: 21 rows per chunk took 2.7x as long as 256).
+pub const DEFAULT_HEAD_CHUNK_ELEMENTS: i64 = 1 << 24;
+
 unsafe extern "C" {
     fn hone_token_logprobs(
         logits: *const C_tensor,
@@ -28,6 +36,13 @@ unsafe extern "C" {
     ) -> *const c_char;
     fn hone_token_entropy(
         logits: *const C_tensor,
+        chunk: i64,
+        out: *mut *mut C_tensor,
+    ) -> *const c_char;
+    fn hone_linear_token_logprobs(
+        hidden: *const C_tensor,
+        weight: *const C_tensor,
+        tokens: *const C_tensor,
         chunk: i64,
         out: *mut *mut C_tensor,
     ) -> *const c_char;
@@ -86,18 +101,9 @@ fn check_chunk(chunk: i64) -> Result<()> {
     }
 }
 
-/// `log softmax(logits)[token]` per position: `logits [B, T, V]`, `tokens [B, T]` (int64 or
-/// int32) → `[B, T]`; also `[T, V]`, `[T]` → `[T]`. Chunks of [`DEFAULT_CHUNK_ELEMENTS`].
-pub fn token_logprobs(logits: &Tensor, tokens: &Tensor) -> Result<Tensor> {
-    let (batched_logits, _) = batched(logits)?;
-    let chunk = chunk_positions(&batched_logits, DEFAULT_CHUNK_ELEMENTS);
-    token_logprobs_chunked(logits, tokens, chunk)
-}
-
-/// [`token_logprobs`] with `chunk` sequence positions per chunk.
-pub fn token_logprobs_chunked(logits: &Tensor, tokens: &Tensor, chunk: i64) -> Result<Tensor> {
-    check_chunk(chunk)?;
-    let (logits3, squeeze) = batched(logits)?;
+/// Tokens as `[B, T]` int64 after checking kind, shape (`expected`, the leading dimensions of
+/// the logits or hidden states) and range.
+fn checked_tokens(tokens: &Tensor, expected: &[i64], vocab: i64, squeeze: bool) -> Result<Tensor> {
     let token_kind = tokens.f_kind()?;
     if !matches!(token_kind, Kind::Int64 | Kind::Int) {
         return Err(Error::Kind {
@@ -106,16 +112,13 @@ pub fn token_logprobs_chunked(logits: &Tensor, tokens: &Tensor, chunk: i64) -> R
             got: token_kind,
         });
     }
-    let size = logits.size();
-    let expected = &size[..size.len() - 1];
     if tokens.size() != expected {
         return Err(shape_error(
             "tokens",
-            format!("{expected:?} (the logits' shape without the vocabulary)"),
+            format!("{expected:?} (the leading dimensions of the logits or hidden states)"),
             format!("{:?}", tokens.size()),
         ));
     }
-    let vocab = size[size.len() - 1];
     let tokens3 = if squeeze {
         tokens.f_unsqueeze(0)?
     } else {
@@ -131,6 +134,24 @@ pub fn token_logprobs_chunked(logits: &Tensor, tokens: &Tensor, chunk: i64) -> R
             }
         }
     }
+    Ok(tokens3)
+}
+
+/// `log softmax(logits)[token]` per position: `logits [B, T, V]`, `tokens [B, T]` (int64 or
+/// int32) → `[B, T]`; also `[T, V]`, `[T]` → `[T]`. Chunks of [`DEFAULT_CHUNK_ELEMENTS`].
+pub fn token_logprobs(logits: &Tensor, tokens: &Tensor) -> Result<Tensor> {
+    let (batched_logits, _) = batched(logits)?;
+    let chunk = chunk_positions(&batched_logits, DEFAULT_CHUNK_ELEMENTS);
+    token_logprobs_chunked(logits, tokens, chunk)
+}
+
+/// [`token_logprobs`] with `chunk` sequence positions per chunk.
+pub fn token_logprobs_chunked(logits: &Tensor, tokens: &Tensor, chunk: i64) -> Result<Tensor> {
+    check_chunk(chunk)?;
+    let (logits3, squeeze) = batched(logits)?;
+    let size = logits.size();
+    let vocab = size[size.len() - 1];
+    let tokens3 = checked_tokens(tokens, &size[..size.len() - 1], vocab, squeeze)?;
     let mut out: *mut C_tensor = std::ptr::null_mut();
     // SAFETY: both pointers are live tensors borrowed for the call, shapes and kinds are checked
     // above ([B, T, V] float logits, [B, T] int64 tokens within 0..V), and `out` is a valid place
@@ -167,6 +188,88 @@ pub fn token_entropy_chunked(logits: &Tensor, chunk: i64) -> Result<Tensor> {
     // SAFETY: `logits3` is a live [B, T, V] float tensor borrowed for the call and `out` is a
     // valid place for the C++ side to store the result.
     let error = unsafe { hone_token_entropy(logits3.as_ptr(), chunk, &mut out) };
+    // SAFETY: `error` and `out` come from the call just made.
+    let result = unsafe { take_result(error, out) }?;
+    Ok(if squeeze {
+        result.f_squeeze_dim(0)?
+    } else {
+        result
+    })
+}
+
+/// [`token_logprobs`] of the logits `hidden @ weight^T` (a bias-free LM head) without ever
+/// holding them: `hidden [B, T, H]` (or `[T, H]`), `weight [V, H]` of the same kind, `tokens
+/// [B, T]` → `[B, T]`. The forward and the backward make each chunk's logits, use and drop them,
+/// so the extra memory is O(chunk × V) plus the gradients of `hidden` and `weight` (the latter
+/// accumulated in f32 for half kinds). Chunks of [`DEFAULT_HEAD_CHUNK_ELEMENTS`] logits.
+pub fn token_logprobs_from_hidden(
+    hidden: &Tensor,
+    weight: &Tensor,
+    tokens: &Tensor,
+) -> Result<Tensor> {
+    let vocab = weight.size().first().copied().unwrap_or(0).max(1);
+    let chunk = (DEFAULT_HEAD_CHUNK_ELEMENTS / vocab).max(1);
+    token_logprobs_from_hidden_chunked(hidden, weight, tokens, chunk)
+}
+
+/// [`token_logprobs_from_hidden`] with `chunk` sequence positions per chunk.
+pub fn token_logprobs_from_hidden_chunked(
+    hidden: &Tensor,
+    weight: &Tensor,
+    tokens: &Tensor,
+    chunk: i64,
+) -> Result<Tensor> {
+    check_chunk(chunk)?;
+    let kind = require_float("hidden", hidden)?;
+    let weight_kind = require_float("weight", weight)?;
+    if weight_kind != kind {
+        return Err(Error::Kind {
+            what: "weight",
+            expected: "the kind of hidden",
+            got: weight_kind,
+        });
+    }
+    let squeeze = match hidden.dim() {
+        3 => false,
+        2 => true,
+        d => {
+            return Err(shape_error(
+                "hidden",
+                "[B, T, H] or [T, H]",
+                format!("{d} dimensions {:?}", hidden.size()),
+            ));
+        }
+    };
+    let size = hidden.size();
+    let width = size[size.len() - 1];
+    let weight_size = weight.size();
+    if weight_size.len() != 2 || weight_size[1] != width {
+        return Err(shape_error(
+            "weight",
+            format!("[V, {width}] (H of hidden)"),
+            format!("{weight_size:?}"),
+        ));
+    }
+    let vocab = weight_size[0];
+    let tokens3 = checked_tokens(tokens, &size[..size.len() - 1], vocab, squeeze)?;
+    let hidden3 = if squeeze {
+        hidden.f_unsqueeze(0)?
+    } else {
+        hidden.shallow_clone()
+    };
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    // SAFETY: the three pointers are live tensors borrowed for the call, checked above ([B, T, H]
+    // hidden and [V, H] weight of one float kind, [B, T] int64 tokens within 0..V), and `out` is
+    // a valid place for the C++ side to store the result.
+    let error = unsafe {
+        hone_linear_token_logprobs(
+            hidden3.as_ptr(),
+            weight.as_ptr(),
+            tokens3.as_ptr(),
+            chunk,
+            &mut out,
+        )
+    };
     // SAFETY: `error` and `out` come from the call just made.
     let result = unsafe { take_result(error, out) }?;
     Ok(if squeeze {
