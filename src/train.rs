@@ -2,13 +2,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use hone_envs::{PoolConfig, Space};
-use hone_telemetry::Event;
+use hone_telemetry::{Event, RunControl};
 use hone_trainer::ppo::{self, PpoConfig, run::RunSummary};
 use hone_trainer::run_dir::{CheckpointStore, RunDir};
 
@@ -91,13 +90,13 @@ fn env_id(args: &TrainArgs) -> Result<String> {
 }
 
 pub fn run_train(args: &TrainArgs) -> Result<()> {
-    let stop = install_ctrl_c()?;
+    let control = install_ctrl_c()?;
     let mut printer = ProgressPrinter::new();
     let mut observer = |event: &Event| printer.observe(event);
     let summary = if let Some(run_path) = &args.resume {
         let run = RunDir::open(run_path)?;
         crate::logging::log_to(&run.log_path())?;
-        ppo::run::resume(&run, args.total_steps, &stop, &mut observer)?
+        ppo::run::resume(&run, args.total_steps, &control, &mut observer)?
     } else {
         let env_id = env_id(args)?;
         let mut config: PpoConfig = hone_trainer::config::resolve(
@@ -123,7 +122,7 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
         let run = RunDir::create(&args.runs_dir.join(&name))?;
         crate::logging::log_to(&run.log_path())?;
         println!("run directory: {}", run.root().display());
-        ppo::run::start(&run, config, &stop, &mut observer)?
+        ppo::run::start(&run, config, &control, &mut observer)?
     };
     report(&summary, args.eval_episodes)
 }
@@ -202,18 +201,18 @@ fn default_run_name(config: &PpoConfig) -> String {
 
 /// The first Ctrl-C asks the run to stop after the current update and checkpoint; a second
 /// one exits at once.
-fn install_ctrl_c() -> Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
+fn install_ctrl_c() -> Result<Arc<RunControl>> {
+    let control = Arc::new(RunControl::default());
+    let handle = Arc::clone(&control);
     ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
+        if handle.request_stop() {
             eprintln!("\ninterrupted again: exiting without a checkpoint");
             std::process::exit(130);
         }
         eprintln!("\nstopping after this update (Ctrl-C again to exit now)");
     })
     .context("installing the Ctrl-C handler")?;
-    Ok(stop)
+    Ok(control)
 }
 
 /// A one-line summary at most once a second (and for the first and last updates).

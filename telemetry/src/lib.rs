@@ -87,3 +87,43 @@ pub struct PhaseTiming {
     pub inference_s: f64,
     pub update_s: f64,
 }
+
+/// What a dashboard (or a signal handler) asks of a running trainer, read between updates.
+#[derive(Debug, Default)]
+pub struct RunControl {
+    stop: std::sync::atomic::AtomicBool,
+    pause: std::sync::atomic::AtomicBool,
+    save: std::sync::atomic::AtomicBool,
+}
+
+impl RunControl {
+    /// Stop after the current update, writing a checkpoint. Returns whether a stop was already
+    /// asked for.
+    pub fn request_stop(&self) -> bool {
+        self.stop.swap(true, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn stop_requested(&self) -> bool {
+        self.stop.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Pauses (true) or resumes (false) training between updates.
+    pub fn set_paused(&self, paused: bool) {
+        self.pause
+            .store(paused, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.pause.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Write a checkpoint after the current update.
+    pub fn request_checkpoint(&self) {
+        self.save.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Takes a pending checkpoint request.
+    pub fn take_checkpoint_request(&self) -> bool {
+        self.save.swap(false, std::sync::atomic::Ordering::SeqCst)
+    }
+}

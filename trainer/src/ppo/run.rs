@@ -1,10 +1,9 @@
 //! A PPO run in its run directory: config, metrics, checkpoints, resume, clean stop.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use hone_telemetry::{Event, MetricsWriter, RunInfo, UpdateEvent, read_events};
+use hone_telemetry::{Event, MetricsWriter, RunControl, RunInfo, UpdateEvent, read_events};
 
 use super::{Ppo, PpoConfig};
 use crate::run_dir::{CheckpointStore, RunDir, write_atomic};
@@ -29,7 +28,7 @@ pub type Observer<'a> = &'a mut dyn FnMut(&Event);
 pub fn start(
     run: &RunDir,
     config: PpoConfig,
-    stop: &Arc<AtomicBool>,
+    control: &RunControl,
     observer: Observer<'_>,
 ) -> Result<RunSummary> {
     config.validate()?;
@@ -38,7 +37,7 @@ pub fn start(
         crate::config::to_toml(&config)?.as_bytes(),
     )?;
     let ppo = Ppo::new(config)?;
-    drive(run, ppo, stop, observer)
+    drive(run, ppo, control, observer)
 }
 
 /// Continues the run in `run` from its latest checkpoint. `total_timesteps`, when given,
@@ -47,7 +46,7 @@ pub fn start(
 pub fn resume(
     run: &RunDir,
     total_timesteps: Option<u64>,
-    stop: &Arc<AtomicBool>,
+    control: &RunControl,
     observer: Observer<'_>,
 ) -> Result<RunSummary> {
     let mut config: PpoConfig = toml::from_str(&run.read_config()?)
@@ -69,7 +68,7 @@ pub fn resume(
     };
     let ppo = Ppo::load(config, &latest)?;
     truncate_metrics(run, ppo.global_step)?;
-    drive(run, ppo, stop, observer)
+    drive(run, ppo, control, observer)
 }
 
 /// Keeps the events up to `global_step` (what the checkpoint had seen).
@@ -137,7 +136,7 @@ fn save(
 fn drive(
     run: &RunDir,
     mut ppo: Ppo,
-    stop: &Arc<AtomicBool>,
+    control: &RunControl,
     mut observer: Observer<'_>,
 ) -> Result<RunSummary> {
     let mut sink = Sink {
@@ -171,7 +170,10 @@ fn drive(
     let mut score = Score::default();
     let mut saved_at = None;
     while !ppo.is_done() {
-        if stop.load(Ordering::Relaxed) {
+        while control.is_paused() && !control.stop_requested() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if control.stop_requested() {
             summary.interrupted = true;
             break;
         }
@@ -194,7 +196,8 @@ fn drive(
         }
         sink.emit(Event::Update(event))?;
         let every = ppo.config.checkpoint_every;
-        if every > 0 && ppo.iteration % every == 0 && !ppo.is_done() {
+        let scheduled = every > 0 && ppo.iteration % every == 0;
+        if (scheduled || control.take_checkpoint_request()) && !ppo.is_done() {
             summary.last_checkpoint = Some(save(&ppo, &store, &mut score, &mut sink)?);
             saved_at = Some(ppo.global_step);
         }
