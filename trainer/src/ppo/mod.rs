@@ -504,10 +504,12 @@ impl Ppo {
                 .view([batch_size as i64, dim])
                 .to_device(dev),
         };
-        let b_log_probs = Tensor::from_slice(&b.log_probs).to_device(dev);
-        let b_advantages = Tensor::from_slice(&b.advantages).to_device(dev);
-        let b_returns = Tensor::from_slice(&b.returns).to_device(dev);
-        let b_values = Tensor::from_slice(&b.values).to_device(dev);
+        // One [B, 4] tensor of the per-sample scalars: one gather per epoch instead of four.
+        let b_scalars = Tensor::stack(
+            &[&b.log_probs, &b.advantages, &b.returns, &b.values].map(|v| Tensor::from_slice(v)),
+            1,
+        )
+        .to_device(dev);
         let explained_variance = explained_variance(&b.values, &b.returns);
 
         let clip = self.config.clip_coef;
@@ -517,14 +519,23 @@ impl Ppo {
         let mut last = None;
         for epoch in 0..self.config.update_epochs {
             sampling::permutation(&mut self.rng, batch_size, &mut self.permutation);
+            // Shuffle once per epoch; minibatches are then contiguous slices (views).
+            let perm = Tensor::from_slice(&self.permutation).to_device(dev);
+            let (e_obs, e_actions) = (
+                b_obs.index_select(0, &perm),
+                b_actions.index_select(0, &perm),
+            );
+            let e_scalars = b_scalars.index_select(0, &perm);
             for start in (0..batch_size).step_by(minibatch) {
                 let end = (start + minibatch).min(batch_size);
-                let idx = Tensor::from_slice(&self.permutation[start..end]).to_device(dev);
+                let len = (end - start) as i64;
+                let mb_scalars = e_scalars.narrow(0, start as i64, len);
+                let column = |c: i64| mb_scalars.select(1, c);
                 let eval = self.agent.evaluate(
-                    &b_obs.index_select(0, &idx),
-                    &b_actions.index_select(0, &idx),
+                    &e_obs.narrow(0, start as i64, len),
+                    &e_actions.narrow(0, start as i64, len),
                 );
-                let log_ratio = &eval.log_prob - b_log_probs.index_select(0, &idx);
+                let log_ratio = &eval.log_prob - column(0);
                 let ratio = log_ratio.exp();
                 let (old_approx_kl, approx_kl, clipfrac) = tch::no_grad(|| {
                     let old = (-&log_ratio).mean(Kind::Float);
@@ -537,7 +548,7 @@ impl Ppo {
                     (old, approx, frac)
                 });
                 clipfracs.push(clipfrac);
-                let mut mb_adv = b_advantages.index_select(0, &idx);
+                let mut mb_adv = column(1);
                 if self.config.norm_adv && end - start > 1 {
                     mb_adv = (&mb_adv - mb_adv.mean(Kind::Float)) / (mb_adv.std(true) + 1e-8);
                 }
@@ -553,9 +564,9 @@ impl Ppo {
                 let pg_loss1 = -&mb_adv * &ratio;
                 let pg_loss2 = -&mb_adv * ratio.clamp(1.0 - clip, 1.0 + clip);
                 let pg_loss = pg_loss1.maximum(&pg_loss2).mean(Kind::Float);
-                let mb_returns = b_returns.index_select(0, &idx);
+                let mb_returns = column(2);
                 let v_loss = if self.config.clip_vloss {
-                    let mb_values = b_values.index_select(0, &idx);
+                    let mb_values = column(3);
                     let unclipped = (&eval.value - &mb_returns).square();
                     let clipped = &mb_values + (&eval.value - &mb_values).clamp(-clip, clip);
                     let clipped = (clipped - &mb_returns).square();
