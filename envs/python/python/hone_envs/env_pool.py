@@ -39,8 +39,10 @@ class EnvPool(VectorEnv):
 
     Every returned array is new and owned by the caller, never touched by the pool again, except
     with `zero_copy=True`: then the observation array is a read-only view of the pool's buffer,
-    which the next `step`, `recv` or `reset` overwrites (copy it to keep it). The view keeps the
-    buffer alive, so reading it after `close()` is safe; it just stops changing.
+    valid until the next call that steps the pool (a sync pool's next `step`, `recv` or `reset`;
+    in an async pool the next `send`, after which worker threads overwrite the rows in the
+    background). Copy it to keep it. The view keeps the buffer alive, so reading it after
+    `close()` is safe; it just stops changing.
     """
 
     def __init__(
