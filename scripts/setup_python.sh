@@ -20,9 +20,10 @@ die() { printf 'setup_python: error: %s\n' "$*" >&2; exit 1; }
 [ -x "$python" ] || die "no Python environment at $venv: run scripts/setup.sh first"
 command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs)"
 
-# One set-up at a time on this environment (scripts/setup.sh takes the same lock).
-exec 9>"$cache/.lock"
-flock 9
+# One of these at a time. Not scripts/setup.sh's lock: setup.sh may run this script while it
+# holds that one.
+exec 8>"$cache/.lock-hone-envs"
+flock 8
 
 missing=$("$python" - "${requirements[@]}" <<'PY'
 import sys

@@ -171,9 +171,7 @@ pub fn read_env_ids(
 ) -> PyResult<()> {
     let array = contiguous_array::<i64>(env_ids, b"iu", || {
         let dtype = numpy_dtype_name(env_ids).unwrap_or_else(|| "unknown".to_owned());
-        pyo3::exceptions::PyTypeError::new_err(format!(
-            "env_id must hold integers, got an array of dtype {dtype}"
-        ))
+        Error::EnvIdDtype { dtype }.into()
     })?;
     if array.ndim() != 1 {
         return Err(Error::EnvIdShape {

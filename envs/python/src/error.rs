@@ -29,6 +29,8 @@ pub enum Error {
         expected: &'static str,
         dtype: String,
     },
+    #[error("env_id must hold integers, got an array of dtype {dtype}")]
+    EnvIdDtype { dtype: String },
     #[error("env_id must be a 1-d array of env ids, got shape {got}")]
     EnvIdShape { got: String },
     #[error("env id {env_id} is out of range 0..{num_envs}")]
@@ -46,9 +48,9 @@ impl From<Error> for PyErr {
         use hone_envs::Error as Pool;
         let message = error.to_string();
         match &error {
-            Error::ActionDtype { .. } | Error::Pool(Pool::ActionType { .. }) => {
-                PyTypeError::new_err(message)
-            }
+            Error::ActionDtype { .. }
+            | Error::EnvIdDtype { .. }
+            | Error::Pool(Pool::ActionType { .. }) => PyTypeError::new_err(message),
             Error::Closed { .. }
             | Error::Pool(
                 Pool::EnvInFlight { .. }

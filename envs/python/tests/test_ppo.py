@@ -7,9 +7,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
-
-torch = pytest.importorskip("torch", reason="the PPO example needs torch (hone's Python environment has it)")
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "ppo_cartpole.py"
 
