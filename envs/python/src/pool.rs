@@ -96,9 +96,10 @@ impl NativePool {
             .map_err(Error::from)?;
         let pool = Arc::new(Mutex::new(pool));
         let old = self.pool.replace(Arc::clone(&pool));
-        self.view_owner = match self.zero_copy {
-            true => Some(Py::new(py, PoolBuffers { _pool: pool })?),
-            false => None,
+        self.view_owner = if self.zero_copy {
+            Some(Py::new(py, PoolBuffers { _pool: pool })?)
+        } else {
+            None
         };
         self.config = config;
         self.sync_pending = SyncPending::Nothing;
@@ -306,14 +307,13 @@ impl NativePool {
             pool.max_episode_steps(),
         );
         let pool = Arc::new(Mutex::new(pool));
-        let view_owner = match zero_copy {
-            true => Some(Py::new(
-                py,
-                PoolBuffers {
-                    _pool: Arc::clone(&pool),
-                },
-            )?),
-            false => None,
+        let view_owner = if zero_copy {
+            let owner = PoolBuffers {
+                _pool: Arc::clone(&pool),
+            };
+            Some(Py::new(py, owner)?)
+        } else {
+            None
         };
         Ok(Self {
             output: BatchOutput::new(observation_space.shape(), same_step, num_envs),
