@@ -6,11 +6,13 @@
 
 Runs in envpool's Python 3.12 environment (scripts/bench_envpool.py makes it) with the hone_envs
 wheel installed there too (--wheel; scripts/bench_python.sh builds and passes it), so both
-libraries run in the same process, cell by cell, on the same random actions: the loop is
-bench_envpool.py's (actions drawn beforehand, 16 batches cycled, a warm-up of a fifth of the
-measured time, then env-steps per second of wall time; async cells use batch_size = num_envs / 2
-and send each received batch straight back). Which library runs first alternates from cell to
-cell. `num_threads` is passed to both as is (hone counts the calling thread, envpool does not).
+libraries run in the same process, cell by cell, through the same loop on the same random
+actions: bench_envpool.py's (actions drawn beforehand, 16 batches cycled, a warm-up of a fifth
+of the measured time, then env-steps per second of wall time; async cells use batch_size =
+num_envs / 2 and send each received batch straight back). Which library runs first alternates
+from cell to cell. `num_threads` is passed to both as is (hone counts the calling thread,
+envpool does not). Also printed: the process's CPU time (every thread) per env-step, which a
+loaded machine disturbs less than wall time.
 """
 
 import csv
@@ -54,12 +56,25 @@ def install_wheel(wheel):
     marker.write_text(stamp)
 
 
-def run_hone_cell(task, mode, num_envs, num_threads, seconds, seed):
-    """bench_envpool.run_cell's loop, with hone_envs in place of envpool."""
+def make_hone(task, num_envs, batch_size, num_threads, seed):
     import hone_envs
 
+    return hone_envs.make(task, num_envs=num_envs, batch_size=batch_size, num_threads=num_threads, seed=seed)
+
+
+def make_envpool(task, num_envs, batch_size, num_threads, seed):
+    import envpool
+
+    return envpool.make(
+        task, env_type="gymnasium", num_envs=num_envs, batch_size=batch_size, num_threads=num_threads, seed=seed
+    )
+
+
+def run_cell(make, task, mode, num_envs, num_threads, seconds, seed):
+    """bench_envpool.run_cell's loop, for either library: returns the batch size, env-steps per
+    second of wall time, and process CPU seconds (all threads) per env-step."""
     batch_size = num_envs if mode == "sync" else max(num_envs // 2, 1)
-    env = hone_envs.make(task, num_envs=num_envs, batch_size=batch_size, num_threads=num_threads, seed=seed)
+    env = make(task, num_envs, batch_size, num_threads, seed)
     actions = bench_envpool.action_table(env.single_action_space, batch_size, seed)
     steps_per_check = max(4096 // batch_size, 1)
 
@@ -67,7 +82,7 @@ def run_hone_cell(task, mode, num_envs, num_threads, seconds, seed):
         env.reset()
 
         def run_for(limit):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             rows, step = 0, 0
             while True:
                 for _ in range(steps_per_check):
@@ -76,13 +91,13 @@ def run_hone_cell(task, mode, num_envs, num_threads, seconds, seed):
                     step += 1
                 elapsed = time.perf_counter() - start
                 if elapsed >= limit:
-                    return rows, elapsed
+                    return rows, elapsed, time.process_time() - cpu
 
     else:
         env.async_reset()
 
         def run_for(limit):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             rows, step = 0, 0
             while True:
                 for _ in range(steps_per_check):
@@ -93,12 +108,12 @@ def run_hone_cell(task, mode, num_envs, num_threads, seconds, seed):
                     step += 1
                 elapsed = time.perf_counter() - start
                 if elapsed >= limit:
-                    return rows, elapsed
+                    return rows, elapsed, time.process_time() - cpu
 
     run_for(seconds / 5)
-    rows, elapsed = run_for(seconds)
+    rows, elapsed, cpu = run_for(seconds)
     env.close()
-    return batch_size, rows / elapsed
+    return batch_size, rows / elapsed, cpu / rows
 
 
 def main():
@@ -119,7 +134,7 @@ def main():
     print(f"load average at start: {Path('/proc/loadavg').read_text().strip()}", flush=True)
     print(
         f"{'task':<26} {'mode':<5} {'envs':>5} {'thr':>3} {'batch':>5} {'hone_envs/s':>12} {'envpool/s':>12} "
-        f"{'ratio':>6} {'hone us/call':>12} {'envpool us/call':>15}",
+        f"{'ratio':>6} {'hone us/call':>12} {'envpool us/call':>15} {'hone cpu ns/step':>16} {'envpool cpu ns/step':>19}",
         flush=True,
     )
     rows = []
@@ -130,18 +145,21 @@ def main():
                 if mode == "async" and num_envs < 2:
                     continue
                 for num_threads in threads:
-                    runners = [("hone", run_hone_cell), ("envpool", bench_envpool.run_cell)]
+                    runners = [("hone", make_hone), ("envpool", make_envpool)]
                     if cell % 2:
                         runners.reverse()
                     cell += 1
-                    rates = {}
-                    for name, run in runners:
-                        batch, rates[name] = run(task, mode, num_envs, num_threads, seconds, args.seed)
+                    rates, cpus = {}, {}
+                    for name, make in runners:
+                        batch, rates[name], cpus[name] = run_cell(
+                            make, task, mode, num_envs, num_threads, seconds, args.seed
+                        )
                     ours, theirs = rates["hone"], rates["envpool"]
-                    rows.append((task, mode, num_envs, num_threads, batch, ours, theirs))
+                    rows.append((task, mode, num_envs, num_threads, batch, ours, theirs, cpus["hone"], cpus["envpool"]))
                     print(
                         f"{task:<26} {mode:<5} {num_envs:>5} {num_threads:>3} {batch:>5} {ours:>12.0f} {theirs:>12.0f} "
-                        f"{ours / theirs:>5.1f}x {1e6 * batch / ours:>12.2f} {1e6 * batch / theirs:>15.2f}",
+                        f"{ours / theirs:>5.1f}x {1e6 * batch / ours:>12.2f} {1e6 * batch / theirs:>15.2f} "
+                        f"{1e9 * cpus['hone']:>16.0f} {1e9 * cpus['envpool']:>19.0f}",
                         flush=True,
                     )
     print(f"load average at end: {Path('/proc/loadavg').read_text().strip()}")
@@ -150,7 +168,8 @@ def main():
         with open(args.csv, "w", newline="") as out:
             writer = csv.writer(out)
             writer.writerow(["task", "mode", "num_envs", "num_threads", "batch_size", "hone_envs_steps_per_second",
-                             "envpool_steps_per_second"])
+                             "envpool_steps_per_second", "hone_envs_cpu_seconds_per_step",
+                             "envpool_cpu_seconds_per_step"])
             writer.writerows(rows)
 
 
