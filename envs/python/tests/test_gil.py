@@ -15,9 +15,9 @@ def test_another_thread_runs_while_a_step_runs():
     second thread runs (and records it) only if a step releases the GIL. (The garbage collector
     is off meanwhile: a finalizer it runs, such as an unclosed pool's close(), may release the
     GIL too.)"""
-    envs = hone_envs.make("CartPole-v1", num_envs=20_000, num_threads=1, seed=0)
+    envs = hone_envs.make("CartPole-v1", num_envs=100_000, num_threads=1, seed=0)
     envs.reset()
-    actions = np.zeros(20_000, dtype=np.int64)
+    actions = np.zeros(100_000, dtype=np.int64)
     go, finish = threading.Event(), threading.Event()
     ran = []
 
