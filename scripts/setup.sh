@@ -71,3 +71,6 @@ HONE_PYTHON = "$venv/bin/python"
 TOML
 mv "$tmp" "$config"
 log "libtorch $got_version at $libtorch"
+
+# The Python module hone_envs (envs/python), built from this checkout into the environment.
+bash "$root/scripts/setup_python.sh"
