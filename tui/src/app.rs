@@ -322,6 +322,11 @@ impl Drop for TerminalSession {
     }
 }
 
+/// The width of the terminal on stdout, if it is one.
+pub fn terminal_columns() -> Option<u16> {
+    ratatui::crossterm::terminal::size().ok().map(|(w, _)| w)
+}
+
 /// Leaves raw mode and the alternate screen. Safe to call more than once and from any thread
 /// (a signal handler thread before exiting, the panic hook).
 pub fn restore_terminal() {

@@ -16,7 +16,9 @@ mod state;
 pub mod system;
 mod ui;
 
-pub use app::{Dashboard, DashboardOptions, DashboardThread, Source, restore_terminal, run};
+pub use app::{
+    Dashboard, DashboardOptions, DashboardThread, Source, restore_terminal, run, terminal_columns,
+};
 pub use channel::{DEFAULT_CAPACITY, EventReceiver, EventSender, Received, event_channel};
 pub use error::{Error, Result};
 pub use log_tail::LogTail;
