@@ -3,7 +3,6 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -162,6 +161,10 @@ fn train_with_dashboard(
     let mut options = DashboardOptions::new(Mode::Train);
     options.run_dir = Some(run.root().to_owned());
     options.control = Some(Arc::clone(control));
+    // A resumed run shows its history too (the trainer's Start event trims what it drops).
+    if run.metrics_path().exists() {
+        options.history = hone_telemetry::read_events(&run.metrics_path())?;
+    }
     let dashboard = DashboardThread::spawn(Source::Live(receiver), options)
         .context("opening the dashboard (use --no-tui to train without it)")?;
     let result = {
@@ -277,14 +280,13 @@ fn default_run_name(config: &PpoConfig) -> String {
 fn install_ctrl_c(dashboard: bool) -> Result<Arc<RunControl>> {
     let control = Arc::new(RunControl::default());
     let handle = Arc::clone(&control);
-    let quiet = AtomicBool::new(dashboard);
     ctrlc::set_handler(move || {
         if handle.request_stop() {
             hone_tui::restore_terminal();
             eprintln!("\ninterrupted again: exiting without a checkpoint");
             std::process::exit(130);
         }
-        if !quiet.load(Ordering::Relaxed) {
+        if !dashboard {
             eprintln!("\nstopping after this update (Ctrl-C again to exit now)");
         }
     })

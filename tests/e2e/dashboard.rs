@@ -93,6 +93,15 @@ impl Tmux {
     }
 }
 
+impl Tmux {
+    /// Waits for a screen that shows every one of `texts` (a frame can be caught half drawn).
+    fn wait_for_all(&self, texts: &[&str], within: Duration) -> String {
+        self.wait_for(&format!("{texts:?}"), within, |s| {
+            texts.iter().all(|t| s.contains(t)).then(|| s.to_owned())
+        })
+    }
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.run(&["kill-server"]);
@@ -184,10 +193,8 @@ fn dashboard_shows_live_training_and_q_stops_it_with_a_checkpoint() {
     let first = tmux.wait_for("a training step count", deadline, |s| {
         gauge_step(s).filter(|&n| n > 0 && s.contains("phase training"))
     });
-    let screen = tmux.screen();
-    assert!(screen.contains("env CartPole-v1"), "{screen}");
     // 50,000,000 steps are 97,656 whole updates of 4 × 128.
-    assert!(screen.contains(" / 49,999,872 steps"), "{screen}");
+    tmux.wait_for_all(&["env CartPole-v1", " / 49,999,872 steps"], deadline);
     assert!(
         tmux.alternate_screen(),
         "the dashboard owns the alternate screen"
@@ -266,10 +273,10 @@ fn ctrl_c_in_the_dashboard_stops_with_a_checkpoint_and_restores_the_terminal() {
         s.contains("phase paused").then_some(())
     });
     std::thread::sleep(Duration::from_millis(1500));
-    let paused = gauge_step(&tmux.screen());
+    let paused = tmux.wait_for("the step count", deadline, gauge_step);
     std::thread::sleep(Duration::from_millis(1500));
-    let screen = tmux.screen();
-    assert_eq!(gauge_step(&screen), paused, "{screen}");
+    let still = tmux.wait_for("the step count", deadline, gauge_step);
+    assert_eq!(still, paused, "training went on while paused");
     // s while paused: the checkpoint comes after the next update, so resume first.
     tmux.keys(&["p"]);
     tmux.keys(&["s"]);
@@ -336,11 +343,14 @@ fn monitor_replays_a_finished_run_and_q_leaves() {
         &hone_command(&["monitor", run.to_str().unwrap()]),
     );
     let deadline = Duration::from_secs(20);
-    let screen = tmux.wait_for("the finished run", deadline, |s| {
-        s.contains("phase finished: done").then(|| s.to_owned())
-    });
-    assert!(screen.contains("100.0%  2,048 / 2,048 steps"), "{screen}");
-    assert!(screen.contains("monitor: read-only"), "{screen}");
+    tmux.wait_for_all(
+        &[
+            "phase finished: done",
+            "100.0%  2,048 / 2,048 steps",
+            "monitor: read-only",
+        ],
+        deadline,
+    );
     tmux.keys(&["p"]);
     tmux.wait_for("the read-only note", deadline, |s| {
         s.contains("monitor is read-only").then_some(())

@@ -53,10 +53,15 @@ pub struct DashboardOptions {
     /// How keys steer the trainer (`hone train` only).
     pub control: Option<Arc<RunControl>>,
     pub thresholds: AlertThresholds,
-    /// Most frames drawn per second.
+    /// Most frames drawn per second (answering keys).
     pub max_fps: f64,
+    /// Most frames per second drawn for new data alone: a training dashboard is read at a
+    /// glance, and every frame is CPU taken from the trainer on a busy machine.
+    pub data_fps: f64,
     /// Set from outside to close the dashboard (the trainer failed, a signal came).
     pub close: Arc<AtomicBool>,
+    /// Events of the run before this session (a resumed run's earlier metrics).
+    pub history: Vec<hone_telemetry::Event>,
 }
 
 impl DashboardOptions {
@@ -67,7 +72,9 @@ impl DashboardOptions {
             control: None,
             thresholds: AlertThresholds::default(),
             max_fps: 15.0,
+            data_fps: 4.0,
             close: Arc::new(AtomicBool::new(false)),
+            history: Vec::new(),
         }
     }
 }
@@ -100,7 +107,11 @@ pub struct Dashboard {
 }
 
 impl Dashboard {
-    pub fn new(source: Source, options: DashboardOptions) -> Self {
+    pub fn new(source: Source, mut options: DashboardOptions) -> Self {
+        let mut state = DashboardState::new(options.thresholds);
+        for event in std::mem::take(&mut options.history) {
+            state.apply(&event);
+        }
         let log = options
             .run_dir
             .as_ref()
@@ -109,7 +120,7 @@ impl Dashboard {
         let process =
             matches!(source, Source::Live(_)).then(|| ProcessSampler::new(std::process::id()));
         Self {
-            state: DashboardState::new(options.thresholds),
+            state,
             ui: UiState::new(options.mode),
             frozen: None,
             source,
@@ -347,40 +358,53 @@ fn install_panic_hook() {
 }
 
 fn run_in(session: &mut TerminalSession, dashboard: &mut Dashboard) -> Result<()> {
-    let frame_interval = Duration::from_secs_f64(1.0 / dashboard.options.max_fps.max(0.1));
+    let options = &dashboard.options;
+    let frame_interval = Duration::from_secs_f64(1.0 / options.max_fps.max(0.1));
+    let data_interval =
+        Duration::from_secs_f64(1.0 / options.data_fps.clamp(0.1, options.max_fps.max(0.1)));
     // Redraw at least this often even with nothing new (the clock, the CPU figures).
     let idle_redraw = Duration::from_secs(1);
     let mut last_draw: Option<Instant> = None;
-    let mut dirty = true;
+    // New data waits for `data_interval`; a key is answered after `frame_interval`.
+    let (mut new_data, mut keyed) = (true, true);
     loop {
-        dirty |= dashboard.ingest()?;
+        new_data |= dashboard.ingest()?;
         if dashboard.should_exit() {
             return Ok(());
         }
-        let since_draw = last_draw.map(|t| t.elapsed());
-        let may_draw = since_draw.is_none_or(|d| d >= frame_interval);
-        let must_draw = since_draw.is_none_or(|d| d >= idle_redraw);
-        if may_draw && (dirty || must_draw) {
+        let since_draw = last_draw.map_or(Duration::MAX, |t| t.elapsed());
+        let due = (keyed && since_draw >= frame_interval)
+            || (new_data && since_draw >= data_interval)
+            || since_draw >= idle_redraw;
+        if due {
             let (state, ui) = (dashboard.shown(), &dashboard.ui);
             session
                 .terminal
                 .draw(|frame| render::render(frame, state, ui))?;
             last_draw = Some(Instant::now());
-            dirty = false;
+            (new_data, keyed) = (false, false);
         }
-        // Wait for a key until the next frame may be drawn (and take in events then).
-        let wait = last_draw.map_or(Duration::ZERO, |t| {
-            frame_interval.saturating_sub(t.elapsed())
-        });
-        if event::poll(wait.max(Duration::from_millis(10)))? {
+        // Sleep in the terminal's event poll until a key comes or the next frame may be due.
+        let since_draw = last_draw.map_or(Duration::ZERO, |t| t.elapsed());
+        let next = if keyed {
+            frame_interval
+        } else if new_data {
+            data_interval
+        } else {
+            idle_redraw
+        };
+        let wait = next
+            .saturating_sub(since_draw)
+            .clamp(Duration::from_millis(10), FILE_POLL);
+        if event::poll(wait)? {
             match event::read()? {
                 TermEvent::Key(key) => {
                     dashboard.on_key(key);
-                    dirty = true;
+                    keyed = true;
                 }
                 TermEvent::Resize(..) => {
                     session.terminal.autoresize()?;
-                    dirty = true;
+                    keyed = true;
                 }
                 _ => {}
             }

@@ -207,9 +207,13 @@ impl DashboardState {
         self.events_seen += 1;
         match event {
             Event::Start(info) => {
-                self.previous_step = info.global_step;
+                // A resumed run restarts from its checkpoint: what came after it is gone from
+                // metrics.jsonl too.
+                let from = info.global_step;
+                self.updates.retain(|r| r.event.global_step <= from);
+                self.rlhf.retain(|r| r.step <= from);
+                self.previous_step = from;
                 self.run = Some(info.clone());
-                // A resumed run is alive again.
                 self.finish = None;
                 self.process_gone = false;
             }
@@ -655,6 +659,25 @@ pub(crate) mod tests {
         // 512 steps since the resume point at 256 SPS; 9,728 steps to go.
         assert_eq!(state.updates()[0].steps, 512);
         assert_eq!(state.eta_s(), Some(9_728.0 / 256.0));
+    }
+
+    #[test]
+    fn a_resume_drops_what_came_after_its_checkpoint() {
+        let mut state = steady(10);
+        state.apply(&Event::Finish {
+            global_step: 5120,
+            reason: "interrupted".into(),
+        });
+        let Event::Start(mut info) = start(1_000_000) else {
+            unreachable!()
+        };
+        info.global_step = 8 * 512;
+        state.apply(&Event::Start(info));
+        assert_eq!(state.updates().len(), 8);
+        assert_eq!(state.phase(), Phase::Training, "the kept updates");
+        state.apply(&Event::Update(update(9, 9.0, 1.0)));
+        assert_eq!(state.updates().back().unwrap().steps, 512);
+        assert_eq!(state.finish, None);
     }
 
     #[test]
