@@ -25,7 +25,12 @@ run_one() {
      --name $name --eval-episodes 0 $flags; touch $out/$name.exited; sleep 600"
   until grep -qs '"event":"finish"' "$out/$name/metrics.jsonl"; do sleep 0.5; done
   # The dashboard stays on a finished run until q; --no-tui exits by itself.
-  [ "$mode" = tui ] && tmux -L "$socket" send-keys -t "$name" q
+  if [ "$mode" = tui ]; then
+    until [ -e "$out/$name.exited" ]; do
+      tmux -L "$socket" send-keys -t "$name" q
+      sleep 1
+    done
+  fi
   until [ -e "$out/$name.exited" ]; do sleep 0.2; done
   tmux -L "$socket" kill-session -t "$name"
 }
@@ -58,6 +63,10 @@ tui = statistics.mean(s for s, _ in rows["tui"])
 plain = statistics.mean(s for s, _ in rows["no-tui"])
 print(f"mean SPS: dashboard {tui:.0f}, --no-tui {plain:.0f}, "
       f"difference {100 * (tui - plain) / plain:+.1f}% (negative: the dashboard is slower)")
+# Runs of one pair ran back to back, under much the same load from the rest of the machine.
+pair = [100 * (t[0] - p[0]) / p[0] for t, p in zip(rows["tui"], rows["no-tui"])]
+print("per pair: " + ", ".join(f"{d:+.1f}%" for d in pair)
+      + f"; median {statistics.median(pair):+.1f}%")
 print("mean CPU s: dashboard {:.1f}, --no-tui {:.1f}".format(
     statistics.mean(c for _, c in rows["tui"]), statistics.mean(c for _, c in rows["no-tui"])))
 PY

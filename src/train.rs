@@ -140,7 +140,7 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
         })
     };
     let summary = if dashboard {
-        let summary = train_with_dashboard(&run, &control, train)?;
+        let summary = train_with_dashboard(run.root(), &control, train)?;
         println!("run directory: {}", run.root().display());
         summary
     } else {
@@ -151,19 +151,21 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
 }
 
 /// Trains on this thread while the dashboard draws on its own, fed through a bounded channel
-/// the trainer never waits on.
-fn train_with_dashboard(
-    run: &RunDir,
+/// the trainer never waits on. Any trainer that reports through an observer can use it (the
+/// RLHF commands too): `run_dir` holds its `metrics.jsonl` and `hone.log`.
+pub(crate) fn train_with_dashboard<T>(
+    run_dir: &Path,
     control: &Arc<RunControl>,
-    train: impl FnOnce(Observer<'_>) -> Result<RunSummary>,
-) -> Result<RunSummary> {
+    train: impl FnOnce(Observer<'_>) -> Result<T>,
+) -> Result<T> {
     let (sender, receiver) = hone_tui::event_channel(hone_tui::DEFAULT_CAPACITY);
     let mut options = DashboardOptions::new(Mode::Train);
-    options.run_dir = Some(run.root().to_owned());
+    options.run_dir = Some(run_dir.to_owned());
     options.control = Some(Arc::clone(control));
     // A resumed run shows its history too (the trainer's Start event trims what it drops).
-    if run.metrics_path().exists() {
-        options.history = hone_telemetry::read_events(&run.metrics_path())?;
+    let metrics = run_dir.join("metrics.jsonl");
+    if metrics.exists() {
+        options.history = hone_telemetry::read_events(&metrics)?;
     }
     let dashboard = DashboardThread::spawn(Source::Live(receiver), options)
         .context("opening the dashboard (use --no-tui to train without it)")?;
@@ -191,9 +193,7 @@ fn train_with_dashboard(
 
 /// Trains with a progress bar on stderr (when it is a terminal) and a summary line on stdout
 /// every few seconds.
-fn train_with_progress(
-    train: impl FnOnce(Observer<'_>) -> Result<RunSummary>,
-) -> Result<RunSummary> {
+pub(crate) fn train_with_progress<T>(train: impl FnOnce(Observer<'_>) -> Result<T>) -> Result<T> {
     let bar = std::io::stderr().is_terminal().then(std::io::stderr);
     let columns = hone_tui::terminal_columns().map_or(100, usize::from);
     let mut progress = TextProgress::new(std::io::stdout(), bar, columns, Duration::from_secs(5));
@@ -277,7 +277,7 @@ fn default_run_name(config: &PpoConfig) -> String {
 /// second one exits at once. Under the dashboard the terminal is in raw mode, so Ctrl-C typed
 /// there is a key the dashboard handles; a SIGINT from elsewhere lands here, and the dashboard
 /// shows the stop, so nothing is printed over it.
-fn install_ctrl_c(dashboard: bool) -> Result<Arc<RunControl>> {
+pub(crate) fn install_ctrl_c(dashboard: bool) -> Result<Arc<RunControl>> {
     let control = Arc::new(RunControl::default());
     let handle = Arc::clone(&control);
     ctrlc::set_handler(move || {

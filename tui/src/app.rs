@@ -239,9 +239,10 @@ impl Dashboard {
     }
 
     fn run_over(&self) -> bool {
+        let finished = self.state.finish.is_some();
         match self.options.mode {
-            Mode::Train => self.trainer_returned,
-            Mode::Monitor => self.state.finish.is_some() || self.state.process_gone,
+            Mode::Train => self.trainer_returned || finished,
+            Mode::Monitor => finished || self.state.process_gone,
         }
     }
 
@@ -399,6 +400,9 @@ fn run_in(session: &mut TerminalSession, dashboard: &mut Dashboard) -> Result<()
         if event::poll(wait)? {
             match event::read()? {
                 TermEvent::Key(key) => {
+                    // Judge the key on the latest events (q on a run that just finished
+                    // leaves without asking).
+                    dashboard.ingest()?;
                     dashboard.on_key(key);
                     keyed = true;
                 }
@@ -509,6 +513,21 @@ mod tests {
         });
         drop(tx);
         dash.ingest().unwrap();
+        assert!(dash.should_exit());
+    }
+
+    #[test]
+    fn q_right_after_the_finish_event_leaves_without_asking() {
+        let (tx, _control, mut dash) = train_dashboard();
+        tx.send(&start(512));
+        tx.send(&Event::Finish {
+            global_step: 512,
+            reason: "done".into(),
+        });
+        // The trainer has not returned yet (its sender lives on).
+        dash.ingest().unwrap();
+        dash.on_key(key('q'));
+        assert!(!dash.ui.confirm_quit);
         assert!(dash.should_exit());
     }
 
