@@ -85,6 +85,7 @@ fn truncate_metrics(run: &RunDir, global_step: u64) -> Result<()> {
                 *s <= global_step
             }
             Event::Start(info) => info.global_step <= global_step,
+            Event::Rlhf(step) => step.step <= global_step,
         })
         .collect();
     let mut text = String::new();
