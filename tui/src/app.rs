@@ -184,12 +184,11 @@ impl Dashboard {
                 }
             }
         }
-        if self.gpu.is_none() {
-            if let Some(run) = &self.state.run {
-                if let Some(index) = cuda_index(&run.device) {
-                    self.gpu = Some(GpuSampler::start(run.pid, index));
-                }
-            }
+        if self.gpu.is_none()
+            && let Some(run) = &self.state.run
+            && let Some(index) = cuda_index(&run.device)
+        {
+            self.gpu = Some(GpuSampler::start(run.pid, index));
         }
         if due(self.last_log_poll, LOG_POLL) {
             self.last_log_poll = Some(now);

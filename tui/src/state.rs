@@ -501,13 +501,12 @@ impl DashboardState {
             let judged = self.finish.is_none() && self.window_span_s(60.0) >= t.sps_baseline_min_s;
             if let (true, Some(recent), Some(baseline)) =
                 (judged, self.rates_over(10.0), self.rates_over(60.0))
+                && recent.sps < t.sps_drop_fraction * baseline.sps
             {
-                if recent.sps < t.sps_drop_fraction * baseline.sps {
-                    alerts.push(Alert::SpsDrop {
-                        recent: recent.sps,
-                        baseline: baseline.sps,
-                    });
-                }
+                alerts.push(Alert::SpsDrop {
+                    recent: recent.sps,
+                    baseline: baseline.sps,
+                });
             }
         }
         alerts

@@ -94,10 +94,10 @@ pub fn parse_compute_apps(csv: &str, pid: u32) -> Option<u64> {
         let (Some(p), Some(mib)) = (cells.next(), cells.next()) else {
             continue;
         };
-        if p.parse::<u32>().ok() == Some(pid) {
-            if let Ok(mib) = mib.parse::<u64>() {
-                *total.get_or_insert(0) += mib << 20;
-            }
+        if p.parse::<u32>().ok() == Some(pid)
+            && let Ok(mib) = mib.parse::<u64>()
+        {
+            *total.get_or_insert(0) += mib << 20;
         }
     }
     total

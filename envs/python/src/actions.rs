@@ -197,10 +197,10 @@ fn contiguous_array<'py, T: Element>(
     kinds: &[u8],
     dtype_error: impl FnOnce() -> PyErr,
 ) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
-    if let Ok(array) = object.cast::<PyArrayDyn<T>>() {
-        if array.is_c_contiguous() {
-            return Ok(array.clone());
-        }
+    if let Ok(array) = object.cast::<PyArrayDyn<T>>()
+        && array.is_c_contiguous()
+    {
+        return Ok(array.clone());
     }
     let py = object.py();
     let numpy = py.import(intern!(py, "numpy"))?;

@@ -591,10 +591,10 @@ impl Ppo {
                     approx_kl,
                 ));
             }
-            if let (Some(target), Some((.., approx_kl))) = (self.config.target_kl, &last) {
-                if approx_kl.double_value(&[]) > target {
-                    break;
-                }
+            if let (Some(target), Some((.., approx_kl))) = (self.config.target_kl, &last)
+                && approx_kl.double_value(&[]) > target
+            {
+                break;
             }
         }
         let (pg, v, h, old_kl, kl) = last.expect("at least one minibatch ran");
