@@ -1,1 +1,25 @@
-include!("build-support/libtorch_link.rs");
+// The root package builds two binaries: `hone-core`, the program, which links libtorch, and
+// `hone`, a launcher without libtorch that checks the libtorch hone-core was built against is
+// still there (and says how to fix it when it is not) before handing over to hone-core.
+//
+// hone-core gets what build-support/libtorch_link.rs gives every libtorch binary: an rpath to the
+// libtorch folder, and libtorch_cuda.so kept in its NEEDED list despite `--as-needed` (only
+// hone-core: the launcher must start without libtorch).
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    // torch-sys declares `links = "tch"` and reports its lib folder as `libtorch_lib`.
+    let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
+        println!("cargo:warning=torch-sys reported no libtorch folder; run scripts/setup.sh");
+        return;
+    };
+    // The rpath goes to every target (the launcher needs no libtorch, so it never uses it; the
+    // test harness of hone-core's own code does).
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
+    let mut needed = vec!["libtorch_cpu.so", "libc10.so"];
+    if std::path::Path::new(&lib).join("libtorch_cuda.so").exists() {
+        println!("cargo:rustc-link-arg-bin=hone-core=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+        needed.push("libtorch_cuda.so");
+    }
+    println!("cargo:rustc-env=HONE_LIBTORCH_LIB={lib}");
+    println!("cargo:rustc-env=HONE_LIBTORCH_NEEDED={}", needed.join(":"));
+}
