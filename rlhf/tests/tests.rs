@@ -1,0 +1,4 @@
+//! Integration tests of hone-rlhf (one binary, modules by topic).
+
+mod common;
+mod parity;
