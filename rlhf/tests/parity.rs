@@ -9,7 +9,9 @@ use hone_rlhf::checkpoint::{GenerationDefaults, load_model};
 use hone_rlhf::{GenerateConfig, ModelConfig, generate, save_pretrained};
 use tch::{Device, Kind, Tensor};
 
-use crate::common::{masked_relative_error, one_thread, reference_python, run_python, temp_dir};
+use crate::common::{
+    masked_relative_error, one_thread, reference_python, run_python, run_python_jobs, temp_dir,
+};
 
 const VARIANTS: [&str; 3] = ["gpt2", "llama_gqa_llama3", "llama_tied_linear"];
 
@@ -183,9 +185,12 @@ fn checkpoints_hone_writes_load_in_transformers() {
             ..InitSpec::default()
         },
     ];
-    for spec in specs {
+    // Write the checkpoints and inputs, then run transformers once over all of them.
+    let mut jobs = Vec::new();
+    let mut cases = Vec::new();
+    for spec in &specs {
         let out = dir.join(&spec.arch);
-        create_random_checkpoint(&spec, &out).unwrap();
+        create_random_checkpoint(spec, &out).unwrap();
         let ckpt = hone_rlhf::Checkpoint::load(&out, Device::Cpu, Kind::Float).unwrap();
         let tok = ckpt.tokenizer().unwrap();
         let prompts: Vec<Vec<i64>> = ["hello there", "a"]
@@ -193,53 +198,53 @@ fn checkpoints_hone_writes_load_in_transformers() {
             .map(|p| tok.encode(p, true).unwrap())
             .collect();
         let (ids, mask) = hone_rlhf::left_pad(&prompts, 256, Device::Cpu).unwrap();
-        let inputs = dir.join("inputs.safetensors");
+        let inputs = dir.join(format!("{}-inputs.safetensors", spec.arch));
         let bytes = hone_rlhf::safetensors::serialize(&[
             ("input_ids".into(), ids.shallow_clone()),
             ("attention_mask".into(), mask.shallow_clone()),
         ])
         .unwrap();
         std::fs::write(&inputs, bytes).unwrap();
-        let reference = dir.join("reference.safetensors");
-        run_python(
-            &python,
-            &[
-                "logits",
-                out.to_str().unwrap(),
-                inputs.to_str().unwrap(),
-                reference.to_str().unwrap(),
-            ],
-        );
+        let rm = RewardModel::from_causal_lm(&out, Device::Cpu, Kind::Float).unwrap();
+        let rm_dir = dir.join(format!("{}-rm", spec.arch));
+        rm.save(&rm_dir, Some(tok)).unwrap();
+        let reference = dir.join(format!("{}-logits.safetensors", spec.arch));
+        let rm_reference = dir.join(format!("{}-rewards.safetensors", spec.arch));
+        let s = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+        jobs.push(vec!["logits".into(), s(&out), s(&inputs), s(&reference)]);
+        jobs.push(vec![
+            "rewards".into(),
+            s(&rm_dir),
+            s(&inputs),
+            s(&rm_reference),
+        ]);
+        cases.push((
+            spec.arch.clone(),
+            ckpt,
+            ids,
+            mask,
+            reference,
+            rm_dir,
+            rm_reference,
+        ));
+    }
+    run_python_jobs(&python, &dir, &jobs);
+    for (arch, ckpt, ids, mask, reference, rm_dir, rm_reference) in cases {
         let r: std::collections::HashMap<_, _> = hone_rlhf::safetensors::read(&reference)
             .unwrap()
             .into_iter()
             .collect();
         let logits = ckpt.model.forward(&ids, &mask).unwrap();
         let err = masked_relative_error(&logits, &r["logits"], &mask);
-        assert!(err < 1e-4, "{}: relative error {err:.2e}", spec.arch);
-
-        // The reward model: saved by hone, scored by transformers.
-        let rm = RewardModel::from_causal_lm(&out, Device::Cpu, Kind::Float).unwrap();
-        let rm_dir = dir.join(format!("{}-rm", spec.arch));
-        rm.save(&rm_dir, Some(tok)).unwrap();
-        let rm_reference = dir.join("rm_reference.safetensors");
-        run_python(
-            &python,
-            &[
-                "rewards",
-                rm_dir.to_str().unwrap(),
-                inputs.to_str().unwrap(),
-                rm_reference.to_str().unwrap(),
-            ],
-        );
+        assert!(err < 1e-4, "{arch}: relative error {err:.2e}");
+        // The reward model saved by hone, scored by transformers and by hone after reloading.
         let want = &hone_rlhf::safetensors::read(&rm_reference).unwrap()[0].1;
         let again = RewardModel::load(&rm_dir, Device::Cpu, Kind::Float).unwrap();
         let got = again.rewards(&ids, &mask).unwrap();
         let diff = (&got - want).abs().max().double_value(&[]);
         assert!(
             diff < 1e-4,
-            "{}: rewards {got:?} vs transformers {want:?}",
-            spec.arch
+            "{arch}: rewards {got:?} vs transformers {want:?}"
         );
     }
 }

@@ -9,7 +9,9 @@ use hone_rlhf::checkpoint::Checkpoint;
 use hone_rlhf::{GenerateConfig, generate, left_pad};
 use tch::{Device, Kind};
 
-use crate::common::{masked_relative_error, one_thread, reference_python, run_python, temp_dir};
+use crate::common::{
+    masked_relative_error, one_thread, reference_python, run_python, run_python_jobs, temp_dir,
+};
 
 const TEXTS: [&str; 6] = [
     "What is 37+58? Answer with just the number.",
@@ -48,14 +50,42 @@ fn converted_smollm2_matches_transformers() {
     let texts_path = dir.join("texts.json");
     std::fs::write(&texts_path, serde_json::to_string(&TEXTS).unwrap()).unwrap();
     let tok_out = dir.join("tokens.json");
-    run_python(
+    // Logits of a left-padded chat batch and greedy continuations.
+    let prompts: Vec<Vec<i64>> = ["What is 2+3?", TEXTS[0], "Name a colour."]
+        .iter()
+        .map(|p| tok.encode_chat(p).unwrap())
+        .collect();
+    let pad = ckpt.generation.pad_token_id.unwrap();
+    let (ids, mask) = left_pad(&prompts, pad, Device::Cpu).unwrap();
+    let inputs = dir.join("inputs.safetensors");
+    let bytes = hone_rlhf::safetensors::serialize(&[
+        ("input_ids".into(), ids.shallow_clone()),
+        ("attention_mask".into(), mask.shallow_clone()),
+    ])
+    .unwrap();
+    std::fs::write(&inputs, bytes).unwrap();
+    let reference_path = dir.join("reference.safetensors");
+    let new_tokens = 12;
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_owned();
+    run_python_jobs(
         &python,
+        &dir,
         &[
-            "tokenize",
-            out.to_str().unwrap(),
-            gguf,
-            texts_path.to_str().unwrap(),
-            tok_out.to_str().unwrap(),
+            vec![
+                "tokenize".into(),
+                s(&out),
+                gguf.into(),
+                s(&texts_path),
+                s(&tok_out),
+            ],
+            vec![
+                "logits".into(),
+                s(&out),
+                s(&inputs),
+                s(&reference_path),
+                "--greedy".into(),
+                new_tokens.to_string(),
+            ],
         ],
     );
     let reference: serde_json::Value =
@@ -79,33 +109,6 @@ fn converted_smollm2_matches_transformers() {
         .unwrap();
     assert_eq!(chat, reference["chat"].as_str().unwrap());
 
-    // Logits of a left-padded chat batch and greedy continuations.
-    let prompts: Vec<Vec<i64>> = ["What is 2+3?", TEXTS[0], "Name a colour."]
-        .iter()
-        .map(|p| tok.encode_chat(p).unwrap())
-        .collect();
-    let pad = ckpt.generation.pad_token_id.unwrap();
-    let (ids, mask) = left_pad(&prompts, pad, Device::Cpu).unwrap();
-    let inputs = dir.join("inputs.safetensors");
-    let bytes = hone_rlhf::safetensors::serialize(&[
-        ("input_ids".into(), ids.shallow_clone()),
-        ("attention_mask".into(), mask.shallow_clone()),
-    ])
-    .unwrap();
-    std::fs::write(&inputs, bytes).unwrap();
-    let reference_path = dir.join("reference.safetensors");
-    let new_tokens = 12;
-    run_python(
-        &python,
-        &[
-            "logits",
-            out.to_str().unwrap(),
-            inputs.to_str().unwrap(),
-            reference_path.to_str().unwrap(),
-            "--greedy",
-            &new_tokens.to_string(),
-        ],
-    );
     let r: std::collections::HashMap<_, _> = hone_rlhf::safetensors::read(&reference_path)
         .unwrap()
         .into_iter()
