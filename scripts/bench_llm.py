@@ -2,7 +2,7 @@
 """transformers' side of the LLM speed table (scripts/bench_llm.sh): the same measurements as
 rlhf/examples/llm_speed.rs on the same checkpoint folder, float32 on CPU.
 
-    bench_llm.py <checkpoint_dir> [threads]
+    bench_llm.py <checkpoint_dir> [threads] [sft]      (sft: only the SFT step)
 """
 import json
 import statistics
@@ -15,8 +15,9 @@ from transformers import AutoModelForCausalLM
 PROMPT, NEW_TOKENS = 64, 32
 
 
-def timed(runs, f):
-    f()
+def timed(runs, f, warm_up=True):
+    if warm_up:
+        f()
     samples = []
     for _ in range(runs):
         t = time.perf_counter()
@@ -30,7 +31,8 @@ def main(path, threads):
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     vocab = model.config.vocab_size
-    for batch in (1, 8):
+    only_sft = len(sys.argv) > 3 and sys.argv[3] == "sft"
+    for batch in () if only_sft else (1, 8):
         ids = torch.randint(3, vocab, (batch, PROMPT))
         mask = torch.ones_like(ids)
 
@@ -47,7 +49,7 @@ def main(path, threads):
                                    max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
                                    use_cache=cache, pad_token_id=0)
 
-            s = timed(2, gen)
+            s = timed(3 if cache else 1, gen, warm_up=cache)
             print(json.dumps({"what": "generate", "batch": batch, "cache": cache,
                               "tokens_per_s": batch * NEW_TOKENS / s}))
     model.train()
