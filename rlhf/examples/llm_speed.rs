@@ -4,7 +4,9 @@
 //!
 //!     cargo run --release -p hone-rlhf --example llm_speed -- <checkpoint_dir> [threads] [sft]
 //!
-//! With `sft` as the third argument only the SFT step is measured.
+//! With `sft` as the third argument only the SFT step is measured; with `gen8` only cached
+//! generation at batch 8, `GEN8_RUNS` runs whose seconds are all printed (for interleaving
+//! with transformers on a shared machine, where the fastest run is the least disturbed).
 //!
 //! Prints one JSON object per measurement (the shell script builds the table from them).
 
@@ -17,6 +19,7 @@ use tch::{Device, Kind, Tensor};
 
 const PROMPT: i64 = 64;
 const NEW_TOKENS: i64 = 32;
+const GEN8_RUNS: usize = 4;
 
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
@@ -56,6 +59,28 @@ fn main() -> hone_rlhf::Result<()> {
     let model = &ckpt.model;
     let vocab = model.config().vocab_size();
     let only_sft = args.get(3).is_some_and(|a| a == "sft");
+    if args.get(3).is_some_and(|a| a == "gen8") {
+        let ids = tokens(8, PROMPT, vocab);
+        let mask = ids.ones_like();
+        let config = GenerateConfig {
+            max_new_tokens: NEW_TOKENS,
+            sampling: None,
+            use_cache: true,
+        };
+        let run = || {
+            let t = Instant::now();
+            generate(model, &ids, &mask, &[], 0, &config).unwrap();
+            t.elapsed().as_secs_f64()
+        };
+        run();
+        let seconds: Vec<String> = (0..GEN8_RUNS).map(|_| format!("{:.3}", run())).collect();
+        println!(
+            "{{\"what\": \"gen8\", \"tokens\": {}, \"seconds\": [{}]}}",
+            8 * NEW_TOKENS,
+            seconds.join(", ")
+        );
+        return Ok(());
+    }
     for batch in [1i64, 8].into_iter().filter(|_| !only_sft) {
         let ids = tokens(batch, PROMPT, vocab);
         let mask = ids.ones_like();
