@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod doctor;
+mod llm;
 mod logging;
 mod monitor;
 mod train;
@@ -28,6 +29,17 @@ enum Command {
     /// Watch a run directory's metrics in the dashboard: follows a live run, replays a
     /// finished one.
     Monitor(monitor::MonitorArgs),
+    /// Convert a model file into a Hugging Face checkpoint folder.
+    #[command(subcommand)]
+    Convert(llm::ConvertCommand),
+    /// Continue prompts with a checkpoint (greedy or sampled, batched, KV cache).
+    Generate(llm::GenerateArgs),
+    /// Create a small random Llama or GPT-2 checkpoint with a byte-level tokenizer.
+    Init(llm::InitArgs),
+    /// Supervised fine-tuning on prompt/response JSONL (loss on response tokens only).
+    Sft(llm::TrainArgs),
+    /// Train a reward model (Bradley-Terry) on prompt/chosen/rejected JSONL.
+    Rm(llm::TrainArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +50,11 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run_train(&args),
         Command::Eval(args) => train::run_eval(&args),
         Command::Monitor(args) => monitor::run(&args),
+        Command::Convert(command) => llm::run_convert(&command),
+        Command::Generate(args) => llm::run_generate(&args),
+        Command::Init(args) => llm::run_init(&args),
+        Command::Sft(args) => llm::run_training(&args, false),
+        Command::Rm(args) => llm::run_training(&args, true),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

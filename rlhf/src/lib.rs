@@ -1,1 +1,21 @@
-//! hone-rlhf: Llama-family models, generation, SFT and reward models, PPO-RLHF, ReMax and sharpening.
+//! hone-rlhf: Llama-family and GPT-2 models in tch, Hugging Face checkpoints and GGUF import,
+//! batched generation, SFT and reward models — the LLM core under hone's RLHF algorithms.
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod generate;
+pub mod gguf;
+pub mod init;
+pub mod model;
+pub mod reward;
+pub mod safetensors;
+pub mod tokenizer;
+pub mod train;
+
+pub use checkpoint::{Checkpoint, GenerationDefaults, save_pretrained};
+pub use config::{ArchConfig, Gpt2Config, LlamaConfig, ModelConfig, RopeScaling};
+pub use error::{Error, Result};
+pub use generate::{GenerateConfig, Generated, generate};
+pub use model::{CausalLm, KvCache};
+pub use tokenizer::{ChatMessage, Tokenizer, left_pad};

@@ -14,7 +14,10 @@ fn help_lists_exactly_the_commands_that_exist() {
         .collect();
     assert_eq!(
         commands,
-        ["doctor", "train", "eval", "monitor", "help"],
+        [
+            "doctor", "train", "eval", "monitor", "convert", "generate", "init", "sft", "rm",
+            "help"
+        ],
         "help text:\n{text}"
     );
 }

@@ -3,6 +3,7 @@
 mod cli;
 mod dashboard;
 mod doctor;
+mod llm;
 mod train;
 
 use std::process::{Command, Output};

@@ -1,0 +1,126 @@
+//! hone's side of the LLM speed table (scripts/bench_llm.sh runs it next to transformers):
+//! prefill tokens/s, greedy generation tokens/s at batch 1 and 8 with and without the KV
+//! cache, and one SFT step (forward, backward, clipping, Adam) at batch 8 x 256 tokens.
+//!
+//!     cargo run --release -p hone-rlhf --example llm_speed -- <checkpoint_dir> [threads] [sft]
+//!
+//! With `sft` as the third argument only the SFT step is measured; with `gen8` only cached
+//! generation at batch 8, `GEN8_RUNS` runs whose seconds are all printed (for interleaving
+//! with transformers on a shared machine, where the fastest run is the least disturbed).
+//!
+//! Prints one JSON object per measurement (the shell script builds the table from them).
+
+use std::time::Instant;
+
+use hone_rlhf::checkpoint::Checkpoint;
+use hone_rlhf::train::{Optimiser, sft_loss};
+use hone_rlhf::{GenerateConfig, generate};
+use tch::{Device, Kind, Tensor};
+
+const PROMPT: i64 = 64;
+const NEW_TOKENS: i64 = 32;
+const GEN8_RUNS: usize = 4;
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// Median seconds of `runs` calls, after one warm-up call when `warm_up`.
+fn time(runs: usize, warm_up: bool, mut f: impl FnMut()) -> f64 {
+    if warm_up {
+        f();
+    }
+    median(
+        (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
+fn tokens(batch: i64, len: i64, vocab: i64) -> Tensor {
+    Tensor::randint_low(3, vocab, [batch, len], (Kind::Int64, Device::Cpu))
+}
+
+fn main() -> hone_rlhf::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = std::path::PathBuf::from(
+        args.get(1)
+            .expect("usage: llm_speed <checkpoint> [threads]"),
+    );
+    let threads: i32 = args.get(2).and_then(|t| t.parse().ok()).unwrap_or(2);
+    tch::set_num_threads(threads);
+    tch::manual_seed(0);
+    let ckpt = Checkpoint::load(&dir, Device::Cpu, Kind::Float)?;
+    let model = &ckpt.model;
+    let vocab = model.config().vocab_size();
+    let only_sft = args.get(3).is_some_and(|a| a == "sft");
+    if args.get(3).is_some_and(|a| a == "gen8") {
+        let ids = tokens(8, PROMPT, vocab);
+        let mask = ids.ones_like();
+        let config = GenerateConfig {
+            max_new_tokens: NEW_TOKENS,
+            sampling: None,
+            use_cache: true,
+        };
+        let run = || {
+            let t = Instant::now();
+            generate(model, &ids, &mask, &[], 0, &config).unwrap();
+            t.elapsed().as_secs_f64()
+        };
+        run();
+        let seconds: Vec<String> = (0..GEN8_RUNS).map(|_| format!("{:.3}", run())).collect();
+        println!(
+            "{{\"what\": \"gen8\", \"tokens\": {}, \"seconds\": [{}]}}",
+            8 * NEW_TOKENS,
+            seconds.join(", ")
+        );
+        return Ok(());
+    }
+    for batch in [1i64, 8].into_iter().filter(|_| !only_sft) {
+        let ids = tokens(batch, PROMPT, vocab);
+        let mask = ids.ones_like();
+        let seconds = time(3, true, || {
+            tch::no_grad(|| {
+                let h = model.forward_hidden(&ids, &mask, None).unwrap();
+                let _ = model.logits(&h.select(1, PROMPT - 1)).unwrap();
+            })
+        });
+        println!(
+            "{{\"what\": \"prefill\", \"batch\": {batch}, \"tokens_per_s\": {:.1}}}",
+            (batch * PROMPT) as f64 / seconds
+        );
+        for use_cache in [true, false] {
+            let config = GenerateConfig {
+                max_new_tokens: NEW_TOKENS,
+                sampling: None,
+                use_cache,
+            };
+            // Without the cache a run takes long enough on its own (no warm-up, one run).
+            let seconds = time(if use_cache { 3 } else { 1 }, use_cache, || {
+                generate(model, &ids, &mask, &[], 0, &config).unwrap();
+            });
+            println!(
+                "{{\"what\": \"generate\", \"batch\": {batch}, \"cache\": {use_cache}, \"tokens_per_s\": {:.1}}}",
+                (batch * NEW_TOKENS) as f64 / seconds
+            );
+        }
+    }
+    // One SFT step at batch 8 x 256, the loss on every token after the first.
+    let mut model = Checkpoint::load(&dir, Device::Cpu, Kind::Float)?.model;
+    let (mut optimiser, views) =
+        Optimiser::new(model.named_parameters(), Device::Cpu, 1e-5, 1e-8, 1.0)?;
+    model.set_parameters(views, "speed test")?;
+    let ids = tokens(8, 256, vocab);
+    let mask = ids.ones_like();
+    let seconds = time(2, true, || {
+        let loss = sft_loss(&model, &ids, &mask, &mask).unwrap();
+        optimiser.step(&loss).unwrap();
+    });
+    println!("{{\"what\": \"sft_step\", \"batch\": 8, \"seq\": 256, \"seconds\": {seconds:.3}}}");
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! The one error type of hone-rlhf.
+
+use std::path::PathBuf;
+
+/// What went wrong, naming the file, tensor or field at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A file is present but its content is not what hone expects.
+    #[error("{path}: {message}")]
+    Malformed { path: PathBuf, message: String },
+    /// A model config field is missing, ill-typed or outside what hone supports.
+    #[error("{path}: field `{field}`: {message}")]
+    Field {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
+    /// A weight the architecture needs is absent from the checkpoint or has the wrong shape.
+    #[error("{source_name}: tensor `{tensor}`: {message}")]
+    Tensor {
+        source_name: String,
+        tensor: String,
+        message: String,
+    },
+    /// A parameter of a call is outside its valid range.
+    #[error("{name} = {value} is invalid: expected {expected}")]
+    Parameter {
+        name: &'static str,
+        value: String,
+        expected: String,
+    },
+    /// The tokenizer (tokenizers crate) or the chat template failed.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// A dataset line is malformed.
+    #[error("{path}:{line}: {message}")]
+    Dataset {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    /// A training loss or statistic became NaN or infinite.
+    #[error("training diverged: {0}")]
+    Diverged(String),
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    #[error("kernel: {0}")]
+    Kernels(#[from] hone_kernels::Error),
+    #[error(transparent)]
+    Trainer(#[from] hone_trainer::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn io_error(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+pub(crate) fn malformed(path: &std::path::Path, message: impl ToString) -> Error {
+    Error::Malformed {
+        path: path.to_owned(),
+        message: message.to_string(),
+    }
+}

@@ -1,0 +1,143 @@
+//! Batched generation: left-padded prompts, attention masks, an optional KV cache, greedy or
+//! filtered sampling (hone-kernels' warpers, in transformers' order), EOS handling.
+
+use hone_kernels::tensor::sampling::greedy;
+use hone_kernels::{SamplingFilter, sample, token_logprobs};
+use tch::{Kind, Tensor};
+
+use crate::error::{Error, Result};
+use crate::model::CausalLm;
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GenerateConfig {
+    pub max_new_tokens: i64,
+    /// `None`: greedy decoding.
+    pub sampling: Option<SamplingFilter>,
+    /// Keep keys and values between steps (false recomputes the whole sequence each step).
+    pub use_cache: bool,
+}
+
+impl Default for GenerateConfig {
+    fn default() -> Self {
+        Self {
+            max_new_tokens: 64,
+            sampling: None,
+            use_cache: true,
+        }
+    }
+}
+
+/// The result of [`generate`] for a batch of B prompts; N ≤ `max_new_tokens` columns (fewer when
+/// every row ended early).
+#[derive(Debug)]
+pub struct Generated {
+    /// `[B, P]` the left-padded prompts and their mask.
+    pub prompt_ids: Tensor,
+    pub prompt_mask: Tensor,
+    /// `[B, N]` int64: the new tokens; `pad` after a row's EOS.
+    pub tokens: Tensor,
+    /// `[B, N]` f32: log π(token) under the model's own distribution (before temperature and
+    /// filters); 0 where `mask` is 0.
+    pub logprobs: Tensor,
+    /// `[B, N]` int64: 1 for generated tokens, the EOS included; 0 after it.
+    pub mask: Tensor,
+}
+
+impl Generated {
+    /// `[B, P + N]` prompts and responses, and the mask of real tokens.
+    pub fn sequences(&self) -> Result<(Tensor, Tensor)> {
+        Ok((
+            Tensor::f_cat(&[&self.prompt_ids, &self.tokens], 1)?,
+            Tensor::f_cat(&[&self.prompt_mask, &self.mask], 1)?,
+        ))
+    }
+
+    /// The response tokens of row `b` (up to and including its EOS).
+    pub fn response(&self, b: i64) -> Result<Vec<i64>> {
+        let len = self.mask.f_get(b)?.f_sum(Kind::Int64)?.f_int64_value(&[])?;
+        Ok(Vec::<i64>::try_from(
+            self.tokens.f_get(b)?.f_narrow(0, 0, len)?,
+        )?)
+    }
+}
+
+/// Continues each prompt row of `prompt_ids [B, P]` (left-padded, `prompt_mask` 1 at real
+/// tokens) by up to `config.max_new_tokens` tokens; a row stops at any of `eos`. Sampling uses
+/// libtorch's default generator (seed it with `tch::manual_seed`).
+pub fn generate(
+    model: &CausalLm,
+    prompt_ids: &Tensor,
+    prompt_mask: &Tensor,
+    eos: &[i64],
+    pad: i64,
+    config: &GenerateConfig,
+) -> Result<Generated> {
+    if config.max_new_tokens < 1 {
+        return Err(Error::Parameter {
+            name: "max_new_tokens",
+            value: config.max_new_tokens.to_string(),
+            expected: "at least 1".into(),
+        });
+    }
+    let device = model.device();
+    let prompt_ids = prompt_ids.f_to_device(device)?.f_to_kind(Kind::Int64)?;
+    let prompt_mask = prompt_mask.f_to_device(device)?.f_to_kind(Kind::Int64)?;
+    if prompt_ids.size() != prompt_mask.size() || prompt_ids.dim() != 2 {
+        return Err(Error::Parameter {
+            name: "prompt shapes",
+            value: format!("ids {:?}, mask {:?}", prompt_ids.size(), prompt_mask.size()),
+            expected: "two [B, P] tensors".into(),
+        });
+    }
+    let (b, p) = (prompt_ids.size()[0], prompt_ids.size()[1]);
+    let eos_ids = Tensor::from_slice(eos).f_to_device(device)?;
+    tch::no_grad(|| {
+        let mut cache = config
+            .use_cache
+            .then(|| model.new_cache(b, p + config.max_new_tokens));
+        let mut ids = prompt_ids.shallow_clone();
+        let mut mask = prompt_mask.shallow_clone();
+        let mut finished = Tensor::f_zeros([b], (Kind::Bool, device))?;
+        let ones = Tensor::f_ones([b, 1], (Kind::Int64, device))?;
+        let mut tokens = Vec::new();
+        let mut logprobs = Vec::new();
+        let mut alive = Vec::new();
+        let mut hidden = model.forward_hidden(&prompt_ids, &prompt_mask, cache.as_mut())?;
+        for step in 0..config.max_new_tokens {
+            let last = hidden.f_select(1, hidden.size()[1] - 1)?;
+            let logits = model.logits(&last)?.f_to_kind(Kind::Float)?;
+            let next = match &config.sampling {
+                None => greedy(&logits)?,
+                Some(filter) => sample(&filter.apply(&logits)?)?,
+            };
+            let live = finished.f_logical_not()?;
+            let next = next.f_where_self(&live, &Tensor::from(pad).f_to_device(device)?)?;
+            let logprob =
+                token_logprobs(&logits.f_unsqueeze(1)?, &next.f_unsqueeze(1)?)?.f_squeeze_dim(1)?;
+            logprobs.push(logprob.f_mul(&live.f_to_kind(Kind::Float)?)?);
+            alive.push(live.f_to_kind(Kind::Int64)?);
+            tokens.push(next.shallow_clone());
+            finished = finished.f_logical_or(&Tensor::f_isin(&next, &eos_ids, false, false)?)?;
+            if step + 1 == config.max_new_tokens || finished.f_all()?.f_int64_value(&[])? != 0 {
+                break;
+            }
+            let next = next.f_unsqueeze(1)?;
+            mask = Tensor::f_cat(&[&mask, &ones], 1)?;
+            hidden = match cache.as_mut() {
+                Some(cache) => model.forward_hidden(&next, &mask, Some(cache))?,
+                None => {
+                    ids = Tensor::f_cat(&[&ids, &next], 1)?;
+                    model.forward_hidden(&ids, &mask, None)?
+                }
+            };
+        }
+        Ok(Generated {
+            prompt_ids,
+            prompt_mask,
+            tokens: Tensor::f_stack(&tokens, 1)?,
+            logprobs: Tensor::f_stack(&logprobs, 1)?,
+            mask: Tensor::f_stack(&alive, 1)?,
+        })
+    })
+}

@@ -1,0 +1,723 @@
+//! Supervised fine-tuning (loss on response tokens only) and reward-model training
+//! (Bradley–Terry on chosen/rejected pairs), in run directories like the trainer's:
+//! `config.toml`, `hone.log`, `checkpoints/step-*` in the Hugging Face layout.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use hone_trainer::run_dir::{CheckpointStore, RunDir};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use crate::checkpoint::{Checkpoint, write_checkpoint_files};
+use crate::error::{Error, Result, io_error};
+use crate::reward::RewardModel;
+use crate::tokenizer::{Tokenizer, left_pad};
+
+/// Settings of `hone sft` and `hone rm` (one TOML run file; unknown keys are errors).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// The starting checkpoint folder (Hugging Face layout).
+    pub model: PathBuf,
+    /// JSONL: `{"prompt", "response"}` for SFT, `{"prompt", "chosen", "rejected"}` for RM.
+    pub data: PathBuf,
+    /// Wrap prompts in the tokenizer's chat template.
+    pub chat: bool,
+    pub learning_rate: f64,
+    pub adam_eps: f64,
+    pub batch_size: usize,
+    pub epochs: usize,
+    /// Stop after this many optimiser steps (0: run all epochs).
+    pub max_steps: u64,
+    /// Sequences (prompt + response) are cut to this many tokens.
+    pub max_length: usize,
+    pub max_grad_norm: f64,
+    pub seed: u64,
+    /// auto, cpu, cuda or cuda:N.
+    pub device: String,
+    /// Checkpoint every this many steps (0: only at the end).
+    pub checkpoint_every: u64,
+    pub keep_checkpoints: usize,
+}
+
+impl Default for TrainConfig {
+    /// TRL's SFT defaults where they apply (learning rate 2e-5, gradient clipping at 1.0).
+    fn default() -> Self {
+        Self {
+            model: PathBuf::new(),
+            data: PathBuf::new(),
+            chat: false,
+            learning_rate: 2e-5,
+            adam_eps: 1e-8,
+            batch_size: 8,
+            epochs: 1,
+            max_steps: 0,
+            max_length: 1024,
+            max_grad_norm: 1.0,
+            seed: 0,
+            device: "auto".into(),
+            checkpoint_every: 0,
+            keep_checkpoints: 2,
+        }
+    }
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name: &'static str, value: String, expected: &str| Error::Parameter {
+            name,
+            value,
+            expected: expected.to_owned(),
+        };
+        if self.model.as_os_str().is_empty() {
+            return Err(bad("model", "\"\"".into(), "a checkpoint folder"));
+        }
+        if self.data.as_os_str().is_empty() {
+            return Err(bad("data", "\"\"".into(), "a JSONL file"));
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return Err(bad("learning_rate", self.learning_rate.to_string(), "> 0"));
+        }
+        if self.batch_size == 0 {
+            return Err(bad("batch_size", "0".into(), "at least 1"));
+        }
+        if self.epochs == 0 {
+            return Err(bad("epochs", "0".into(), "at least 1"));
+        }
+        if self.max_length < 2 {
+            return Err(bad("max_length", self.max_length.to_string(), "at least 2"));
+        }
+        parse_device(&self.device)?;
+        Ok(())
+    }
+}
+
+/// `auto` (CUDA when available), `cpu`, `cuda`, `cuda:N`.
+pub fn parse_device(text: &str) -> Result<Device> {
+    let bad = || Error::Parameter {
+        name: "device",
+        value: text.to_owned(),
+        expected: "auto, cpu, cuda or cuda:N".into(),
+    };
+    match text {
+        "auto" => Ok(Device::cuda_if_available()),
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Ok(Device::Cuda(0)),
+        _ => text
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .map(Device::Cuda)
+            .ok_or_else(bad),
+    }
+}
+
+/// Reads a JSONL file of objects with the string fields `fields`.
+pub fn read_jsonl(path: &Path, fields: &[&str]) -> Result<Vec<Vec<String>>> {
+    let text = std::fs::read_to_string(path).map_err(io_error(path))?;
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let error = |message: String| Error::Dataset {
+            path: path.to_owned(),
+            line: i + 1,
+            message,
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| error(format!("invalid JSON: {e}")))?;
+        let row = fields
+            .iter()
+            .map(|f| {
+                value[*f]
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| error(format!("field `{f}` is missing or not a string")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        rows.push(row);
+    }
+    if rows.is_empty() {
+        return Err(Error::Dataset {
+            path: path.to_owned(),
+            line: 0,
+            message: "no examples".into(),
+        });
+    }
+    Ok(rows)
+}
+
+/// Prompt tokens (chat template or plain with the post-processor) and completion tokens.
+fn encode_pair(
+    tokenizer: &Tokenizer,
+    chat: bool,
+    prompt: &str,
+    completion: &str,
+    eos: Option<i64>,
+) -> Result<(Vec<i64>, Vec<i64>)> {
+    let prompt_ids = if chat {
+        tokenizer.encode_chat(prompt)?
+    } else {
+        tokenizer.encode(prompt, true)?
+    };
+    let mut completion_ids = tokenizer.encode(completion, false)?;
+    completion_ids.extend(eos);
+    Ok((prompt_ids, completion_ids))
+}
+
+/// One row of a training batch: tokens and which of them the loss covers.
+struct Example {
+    ids: Vec<i64>,
+    /// Per token: 1 where the token is a target (a response token).
+    targets: Vec<i64>,
+}
+
+fn sft_example(
+    prompt: Vec<i64>,
+    response: Vec<i64>,
+    max_length: usize,
+    path: &Path,
+    line: usize,
+) -> Result<Example> {
+    if prompt.len() + 1 > max_length {
+        return Err(Error::Dataset {
+            path: path.to_owned(),
+            line,
+            message: format!(
+                "the prompt has {} tokens, leaving no room for the response within max_length = {max_length}",
+                prompt.len()
+            ),
+        });
+    }
+    let mut ids = prompt.clone();
+    ids.extend(&response);
+    ids.truncate(max_length);
+    let mut targets = vec![0; prompt.len()];
+    targets.resize(ids.len(), 1);
+    Ok(Example { ids, targets })
+}
+
+/// Deterministic shuffles (SplitMix64 + Fisher–Yates): reproducible from the seed alone.
+fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    let mut state = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut next = || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = (next() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    order
+}
+
+/// Adam (as `torch.optim.Adam`, no weight decay) and gradient-norm clipping over separate
+/// leaf tensors. Not the trainer's flat buffer: autograd's backward of each view into a flat
+/// leaf materialises a zero tensor of the whole buffer, which for an LLM's few hundred
+/// parameters of 10^8 elements costs far more than the model itself.
+pub struct Optimiser {
+    params: Vec<Tensor>,
+    exp_avg: Vec<Tensor>,
+    exp_avg_sq: Vec<Tensor>,
+    steps: i32,
+    learning_rate: f64,
+    eps: f64,
+    max_grad_norm: f64,
+}
+
+impl Optimiser {
+    /// Returns the optimiser and the leaf tensors to install in the model, by name.
+    pub fn new(
+        named: Vec<(String, Tensor)>,
+        device: Device,
+        learning_rate: f64,
+        eps: f64,
+        max_grad_norm: f64,
+    ) -> Result<(Self, HashMap<String, Tensor>)> {
+        let mut params = Vec::with_capacity(named.len());
+        let mut leaves = HashMap::with_capacity(named.len());
+        for (name, t) in named {
+            if t.kind() != Kind::Float {
+                return Err(Error::Tensor {
+                    source_name: "training".into(),
+                    tensor: name,
+                    message: format!("is {:?}; training runs in f32", t.kind()),
+                });
+            }
+            let source = t.f_detach()?.f_to_device(device)?;
+            let mut leaf = source.f_empty_like()?;
+            leaf.f_copy_(&source)?;
+            let leaf = leaf.set_requires_grad(true);
+            params.push(leaf.shallow_clone());
+            leaves.insert(name, leaf);
+        }
+        let zeros = |p: &Tensor| p.zeros_like();
+        let exp_avg = params.iter().map(zeros).collect();
+        let exp_avg_sq = params.iter().map(zeros).collect();
+        Ok((
+            Self {
+                params,
+                exp_avg,
+                exp_avg_sq,
+                steps: 0,
+                learning_rate,
+                eps,
+                max_grad_norm,
+            },
+            leaves,
+        ))
+    }
+
+    /// Backward of `loss`, clipping, one Adam step; returns the gradient norm before clipping.
+    pub fn step(&mut self, loss: &Tensor) -> Result<f64> {
+        for p in &self.params {
+            let mut grad = p.grad();
+            if grad.defined() {
+                let _ = grad.f_zero_()?;
+            }
+        }
+        loss.f_backward()?;
+        tch::no_grad(|| -> Result<f64> {
+            let grads: Vec<Tensor> = self
+                .params
+                .iter()
+                .map(|p| {
+                    let g = p.grad();
+                    if g.defined() { g } else { p.zeros_like() }
+                })
+                .collect();
+            let mut squares = Tensor::f_zeros([], (Kind::Float, self.params[0].device()))?;
+            for g in &grads {
+                squares = squares.f_add(&g.f_square()?.f_sum(Kind::Float)?)?;
+            }
+            let norm = squares.f_sqrt()?.f_double_value(&[])?;
+            if !norm.is_finite() {
+                return Err(Error::Diverged(format!("gradient norm is {norm}")));
+            }
+            let clip = (self.max_grad_norm / (norm + 1e-6)).min(1.0);
+            self.steps += 1;
+            let (b1, b2) = (0.9f64, 0.999f64);
+            let bias1 = 1.0 - b1.powi(self.steps);
+            let bias2 = 1.0 - b2.powi(self.steps);
+            for (((p, g), m), v) in self
+                .params
+                .iter()
+                .zip(&grads)
+                .zip(&mut self.exp_avg)
+                .zip(&mut self.exp_avg_sq)
+            {
+                let g = if clip < 1.0 {
+                    g.f_mul_scalar(clip)?
+                } else {
+                    g.shallow_clone()
+                };
+                let _ = m.f_lerp_(&g, 1.0 - b1)?;
+                let _ = v.f_mul_scalar_(b2)?;
+                let _ = v.f_add_(&g.f_square()?.f_mul_scalar(1.0 - b2)?)?;
+                let denom = v
+                    .f_sqrt()?
+                    .f_div_scalar(bias2.sqrt())?
+                    .f_add_scalar(self.eps)?;
+                let update = m.f_div(&denom)?.f_mul_scalar(self.learning_rate / bias1)?;
+                let _ = p.shallow_clone().f_sub_(&update)?;
+            }
+            Ok(norm)
+        })
+    }
+}
+
+/// One optimiser step's numbers, for progress output.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepReport {
+    pub step: u64,
+    pub epoch: usize,
+    pub loss: f64,
+    /// RM: the fraction of pairs whose chosen response scored higher.
+    pub accuracy: Option<f64>,
+    pub grad_norm: f64,
+    pub tokens: i64,
+    pub seconds: f64,
+}
+
+#[derive(Debug)]
+pub struct TrainSummary {
+    pub steps: u64,
+    pub last_checkpoint: Option<PathBuf>,
+    pub final_loss: f64,
+}
+
+fn check_finite(what: &str, value: f64) -> Result<f64> {
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(Error::Diverged(format!("{what} is {value}")))
+    }
+}
+
+fn write_run_config(run: &RunDir, config: &TrainConfig) -> Result<()> {
+    let text = hone_trainer::config::to_toml(config)?;
+    crate::checkpoint::write_file(&run.config_path(), text.as_bytes())
+}
+
+/// `hone sft`: trains the checkpoint `config.model` on prompt/response pairs, the loss on
+/// response tokens only (mean over them), saving checkpoints into `run`.
+pub fn run_sft(
+    run: &RunDir,
+    config: &TrainConfig,
+    on_step: &mut dyn FnMut(&StepReport),
+) -> Result<TrainSummary> {
+    config.validate()?;
+    write_run_config(run, config)?;
+    let device = parse_device(&config.device)?;
+    tch::manual_seed(config.seed as i64);
+    let ckpt = Checkpoint::load(&config.model, device, Kind::Float)?;
+    ckpt.tokenizer()?;
+    let Checkpoint {
+        mut model,
+        tokenizer,
+        generation,
+        ..
+    } = ckpt;
+    let tokenizer = tokenizer
+        .as_ref()
+        .ok_or_else(|| Error::Tokenizer("missing".into()))?;
+    let eos = generation.eos_token_ids.first().copied();
+    let pad = generation.pad_token_id.or(eos).unwrap_or(0);
+    let rows = read_jsonl(&config.data, &["prompt", "response"])?;
+    let examples = rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let (p, r) = encode_pair(tokenizer, config.chat, &row[0], &row[1], eos)?;
+            sft_example(p, r, config.max_length, &config.data, i + 1)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let (mut optimiser, views) = Optimiser::new(
+        model.named_parameters(),
+        device,
+        config.learning_rate,
+        config.adam_eps,
+        config.max_grad_norm,
+    )?;
+    model.set_parameters(views, "training parameters")?;
+    let store = CheckpointStore::new(run.checkpoints_dir(), config.keep_checkpoints);
+    let save = |step: u64, model: &crate::model::CausalLm| -> Result<PathBuf> {
+        let tensors: Vec<(String, Tensor)> = tch::no_grad(|| {
+            model
+                .named_parameters()
+                .into_iter()
+                .map(|(n, t)| (n, t.detach().copy()))
+                .collect()
+        });
+        Ok(store.save(step, None, |dir| {
+            write_checkpoint_files(dir, model.config(), &tensors, &generation, Some(tokenizer))
+                .map_err(|e| hone_trainer::Error::Checkpoint(e.to_string()))
+        })?)
+    };
+    let mut step = 0u64;
+    let mut last_checkpoint = None;
+    let mut final_loss = f64::NAN;
+    'epochs: for epoch in 0..config.epochs {
+        let order = shuffled(examples.len(), config.seed.wrapping_add(epoch as u64));
+        for batch in order.chunks(config.batch_size) {
+            let started = Instant::now();
+            let ids: Vec<Vec<i64>> = batch.iter().map(|&i| examples[i].ids.clone()).collect();
+            let targets: Vec<Vec<i64>> =
+                batch.iter().map(|&i| examples[i].targets.clone()).collect();
+            let (input, mask) = left_pad(&ids, pad, device)?;
+            let (target_mask, _) = left_pad(&targets, 0, device)?;
+            let loss = sft_loss(&model, &input, &mask, &target_mask)?;
+            final_loss = check_finite("the SFT loss", loss.f_double_value(&[])?)?;
+            let grad_norm = optimiser.step(&loss)?;
+            step += 1;
+            on_step(&StepReport {
+                step,
+                epoch,
+                loss: final_loss,
+                accuracy: None,
+                grad_norm,
+                tokens: mask.f_sum(Kind::Int64)?.f_int64_value(&[])?,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+            tracing::info!(step, loss = final_loss, grad_norm, "sft step");
+            if config.checkpoint_every > 0 && step % config.checkpoint_every == 0 {
+                last_checkpoint = Some(save(step, &model)?);
+            }
+            if config.max_steps > 0 && step >= config.max_steps {
+                break 'epochs;
+            }
+        }
+    }
+    if last_checkpoint
+        .as_ref()
+        .is_none_or(|p| !p.ends_with(format!("step-{step:012}")))
+    {
+        last_checkpoint = Some(save(step, &model)?);
+    }
+    Ok(TrainSummary {
+        steps: step,
+        last_checkpoint,
+        final_loss,
+    })
+}
+
+/// Mean negative log-likelihood of the target tokens (`target_mask [B, T]` = 1 at tokens the
+/// loss covers; each is predicted from the position before it). The logits are materialised
+/// (hone-kernels' fused log-softmax-gather keeps only them for backward); see
+/// [`sft_loss_low_memory`] for the variant that never holds them.
+pub fn sft_loss(
+    model: &crate::model::CausalLm,
+    input: &Tensor,
+    mask: &Tensor,
+    target_mask: &Tensor,
+) -> Result<Tensor> {
+    let t = input.size()[1];
+    let hidden = model.forward_hidden(input, mask, None)?;
+    let logits = model.logits(&hidden.f_narrow(1, 0, t - 1)?)?;
+    let logprobs = hone_kernels::token_logprobs(&logits, &input.f_narrow(1, 1, t - 1)?)?;
+    masked_nll(&logprobs, target_mask, t)
+}
+
+/// [`sft_loss`] through `token_logprobs_from_hidden`: the `[B, T, V]` logits are made chunk by
+/// chunk in forward and again in backward (one more LM-head matmul, far less memory).
+pub fn sft_loss_low_memory(
+    model: &crate::model::CausalLm,
+    input: &Tensor,
+    mask: &Tensor,
+    target_mask: &Tensor,
+) -> Result<Tensor> {
+    let t = input.size()[1];
+    let hidden = model.forward_hidden(input, mask, None)?;
+    let logprobs = hone_kernels::token_logprobs_from_hidden(
+        &hidden.f_narrow(1, 0, t - 1)?,
+        model.lm_head_weight(),
+        &input.f_narrow(1, 1, t - 1)?,
+    )?;
+    masked_nll(&logprobs, target_mask, t)
+}
+
+fn masked_nll(logprobs: &Tensor, target_mask: &Tensor, t: i64) -> Result<Tensor> {
+    let weights = target_mask.f_narrow(1, 1, t - 1)?.f_to_kind(Kind::Float)?;
+    let count = weights.f_sum(Kind::Float)?.f_clamp_min(1.0)?;
+    Ok(logprobs
+        .f_mul(&weights)?
+        .f_sum(Kind::Float)?
+        .f_neg()?
+        .f_div(&count)?)
+}
+
+/// Bradley–Terry loss `-log σ(r_chosen - r_rejected)` (mean) and the pair accuracy.
+pub fn bradley_terry(chosen: &Tensor, rejected: &Tensor) -> Result<(Tensor, f64)> {
+    let margin = chosen.f_sub(rejected)?;
+    let loss = margin.f_log_sigmoid()?.f_mean(Kind::Float)?.f_neg()?;
+    let accuracy = margin
+        .f_gt(0.0)?
+        .f_to_kind(Kind::Float)?
+        .f_mean(Kind::Float)?
+        .f_double_value(&[])?;
+    Ok((loss, accuracy))
+}
+
+/// `hone rm`: a reward model (the checkpoint's backbone + a new scalar head) trained with the
+/// Bradley–Terry loss on prompt/chosen/rejected triples; checkpoints in transformers'
+/// sequence-classification layout.
+pub fn run_rm(
+    run: &RunDir,
+    config: &TrainConfig,
+    on_step: &mut dyn FnMut(&StepReport),
+) -> Result<TrainSummary> {
+    config.validate()?;
+    write_run_config(run, config)?;
+    let device = parse_device(&config.device)?;
+    tch::manual_seed(config.seed as i64);
+    let tokenizer = Tokenizer::load(&config.model)?;
+    let mut model = RewardModel::from_causal_lm(&config.model, device, Kind::Float)?;
+    let pad = tokenizer
+        .special_token_id("pad_token")
+        .or(model.backbone.config().pad_token_id)
+        .unwrap_or(0);
+    let rows = read_jsonl(&config.data, &["prompt", "chosen", "rejected"])?;
+    let mut pairs = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        let encode = |completion: &str| -> Result<Vec<i64>> {
+            let (mut p, r) = encode_pair(&tokenizer, config.chat, &row[0], completion, None)?;
+            p.extend(r);
+            if p.len() > config.max_length {
+                return Err(Error::Dataset {
+                    path: config.data.clone(),
+                    line: i + 1,
+                    message: format!(
+                        "{} tokens exceed max_length = {} (a reward needs the whole response)",
+                        p.len(),
+                        config.max_length
+                    ),
+                });
+            }
+            Ok(p)
+        };
+        pairs.push((encode(&row[1])?, encode(&row[2])?));
+    }
+    let (mut optimiser, views) = Optimiser::new(
+        model.named_parameters(),
+        device,
+        config.learning_rate,
+        config.adam_eps,
+        config.max_grad_norm,
+    )?;
+    model.set_parameters(views, "training parameters")?;
+    let store = CheckpointStore::new(run.checkpoints_dir(), config.keep_checkpoints);
+    let save = |step: u64, model: &RewardModel| -> Result<PathBuf> {
+        Ok(store.save(step, None, |dir| {
+            model
+                .write(dir, Some(&tokenizer))
+                .map_err(|e| hone_trainer::Error::Checkpoint(e.to_string()))
+        })?)
+    };
+    let mut step = 0u64;
+    let mut last_checkpoint = None;
+    let mut final_loss = f64::NAN;
+    'epochs: for epoch in 0..config.epochs {
+        let order = shuffled(pairs.len(), config.seed.wrapping_add(epoch as u64));
+        for batch in order.chunks(config.batch_size) {
+            let started = Instant::now();
+            // Chosen rows first, then rejected, in one padded batch.
+            let seqs: Vec<Vec<i64>> = batch
+                .iter()
+                .map(|&i| pairs[i].0.clone())
+                .chain(batch.iter().map(|&i| pairs[i].1.clone()))
+                .collect();
+            let (input, mask) = left_pad(&seqs, pad, device)?;
+            let rewards = model.rewards(&input, &mask)?;
+            let n = batch.len() as i64;
+            let (loss, accuracy) =
+                bradley_terry(&rewards.f_narrow(0, 0, n)?, &rewards.f_narrow(0, n, n)?)?;
+            final_loss = check_finite("the reward-model loss", loss.f_double_value(&[])?)?;
+            let grad_norm = optimiser.step(&loss)?;
+            step += 1;
+            on_step(&StepReport {
+                step,
+                epoch,
+                loss: final_loss,
+                accuracy: Some(accuracy),
+                grad_norm,
+                tokens: mask.f_sum(Kind::Int64)?.f_int64_value(&[])?,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+            tracing::info!(step, loss = final_loss, accuracy, grad_norm, "rm step");
+            if config.checkpoint_every > 0 && step % config.checkpoint_every == 0 {
+                last_checkpoint = Some(save(step, &model)?);
+            }
+            if config.max_steps > 0 && step >= config.max_steps {
+                break 'epochs;
+            }
+        }
+    }
+    if last_checkpoint
+        .as_ref()
+        .is_none_or(|p| !p.ends_with(format!("step-{step:012}")))
+    {
+        last_checkpoint = Some(save(step, &model)?);
+    }
+    Ok(TrainSummary {
+        steps: step,
+        last_checkpoint,
+        final_loss,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shuffles_are_permutations_and_seeded() {
+        let a = shuffled(50, 7);
+        let mut sorted = a.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..50).collect::<Vec<_>>());
+        assert_eq!(a, shuffled(50, 7));
+        assert_ne!(a, shuffled(50, 8));
+    }
+
+    #[test]
+    fn sft_targets_cover_the_response_only() {
+        let ex = sft_example(vec![1, 2, 3], vec![4, 5, 9], 5, Path::new("d"), 1).unwrap();
+        assert_eq!(ex.ids, [1, 2, 3, 4, 5]);
+        assert_eq!(ex.targets, [0, 0, 0, 1, 1]);
+        let err = sft_example(vec![1; 5], vec![4], 5, Path::new("d.jsonl"), 3)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.starts_with("d.jsonl:3:"), "{err}");
+    }
+
+    /// torch.optim.Adam after clip_grad_norm_, written out in f64 over all parameters.
+    fn reference_adam(p: &mut [f64], grads: &[Vec<f64>], lr: f64, eps: f64, max_norm: f64) {
+        let (b1, b2) = (0.9f64, 0.999f64);
+        let mut m = vec![0.0; p.len()];
+        let mut v = vec![0.0; p.len()];
+        for (t, g) in grads.iter().enumerate() {
+            let t = t as i32 + 1;
+            let norm = g.iter().map(|x| x * x).sum::<f64>().sqrt();
+            let clip = (max_norm / (norm + 1e-6)).min(1.0);
+            for i in 0..p.len() {
+                let gi = g[i] * clip;
+                m[i] = b1 * m[i] + (1.0 - b1) * gi;
+                v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
+                let denom = (v[i] / (1.0 - b2.powi(t))).sqrt() + eps;
+                p[i] -= lr / (1.0 - b1.powi(t)) * m[i] / denom;
+            }
+        }
+    }
+
+    #[test]
+    fn optimiser_matches_clipped_adam() {
+        let start = [0.5f32, -1.5, 2.0, 0.25];
+        let named = vec![
+            ("a".to_owned(), Tensor::from_slice(&start[..3])),
+            ("b".to_owned(), Tensor::from_slice(&start[3..])),
+        ];
+        let (mut opt, leaves) = Optimiser::new(named, Device::Cpu, 3e-2, 1e-8, 0.5).unwrap();
+        // The first gradient (norm ~0.39) is not clipped, the others are.
+        let grads = vec![
+            vec![0.1, -0.2, 0.3, 0.05],
+            vec![-0.5, 0.4, 1e-3, 2.0],
+            vec![2.0, 0.0, -0.7, -1.0],
+        ];
+        for g in &grads {
+            let g32: Vec<f32> = g.iter().map(|&x| x as f32).collect();
+            let loss = (&leaves["a"] * Tensor::from_slice(&g32[..3])).sum(Kind::Float)
+                + (&leaves["b"] * Tensor::from_slice(&g32[3..])).sum(Kind::Float);
+            let norm = opt.step(&loss).unwrap();
+            let want_norm = g.iter().map(|x| x * x).sum::<f64>().sqrt();
+            assert!((norm - want_norm).abs() < 1e-5);
+        }
+        let mut want: Vec<f64> = start.iter().map(|&x| x as f64).collect();
+        reference_adam(&mut want, &grads, 3e-2, 1e-8, 0.5);
+        let mut got = Vec::<f32>::try_from(leaves["a"].detach()).unwrap();
+        got.extend(Vec::<f32>::try_from(leaves["b"].detach()).unwrap());
+        for (g, w) in got.iter().zip(&want) {
+            assert!((*g as f64 - w).abs() < 1e-5, "got {got:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn bradley_terry_matches_its_formula() {
+        let chosen = Tensor::from_slice(&[1.0f32, -0.5, 2.0]);
+        let rejected = Tensor::from_slice(&[0.0f32, 0.5, 3.0]);
+        let (loss, acc) = bradley_terry(&chosen, &rejected).unwrap();
+        let want: f64 = [1.0f64, -1.0, -1.0]
+            .iter()
+            .map(|m| (1.0 + (-m).exp()).ln())
+            .sum::<f64>()
+            / 3.0;
+        assert!((loss.double_value(&[]) - want).abs() < 1e-6);
+        assert!((acc - 1.0 / 3.0).abs() < 1e-6, "{acc}");
+    }
+}

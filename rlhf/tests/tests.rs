@@ -1,0 +1,6 @@
+//! Integration tests of hone-rlhf (one binary, modules by topic).
+
+mod checkpoints;
+mod common;
+mod parity;
+mod smollm2;

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""transformers' side of the LLM speed table (scripts/bench_llm.sh): the same measurements as
+rlhf/examples/llm_speed.rs on the same checkpoint folder, float32 on CPU.
+
+    bench_llm.py <checkpoint_dir> [threads] [sft|gen8]
+        sft: only the SFT step; gen8: only cached generation at batch 8, GEN8_RUNS runs
+"""
+import json
+import statistics
+import sys
+import time
+
+import torch
+from transformers import AutoModelForCausalLM
+
+PROMPT, NEW_TOKENS = 64, 32
+GEN8_RUNS = 4
+
+
+def timed(runs, f, warm_up=True):
+    if warm_up:
+        f()
+    samples = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        f()
+        samples.append(time.perf_counter() - t)
+    return statistics.median(samples)
+
+
+def main(path, threads):
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    vocab = model.config.vocab_size
+    mode = sys.argv[3] if len(sys.argv) > 3 else "all"
+    only_sft = mode == "sft"
+    if mode == "gen8":
+        ids = torch.randint(3, vocab, (8, PROMPT))
+        mask = torch.ones_like(ids)
+
+        def run():
+            t = time.perf_counter()
+            with torch.no_grad():
+                model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
+                               max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
+                               use_cache=True, pad_token_id=0)
+            return time.perf_counter() - t
+
+        run()
+        seconds = [round(run(), 3) for _ in range(GEN8_RUNS)]
+        print(json.dumps({"what": "gen8", "tokens": 8 * NEW_TOKENS, "seconds": seconds}))
+        return
+    for batch in () if only_sft else (1, 8):
+        ids = torch.randint(3, vocab, (batch, PROMPT))
+        mask = torch.ones_like(ids)
+
+        def prefill():
+            with torch.no_grad():
+                model(input_ids=ids, attention_mask=mask, logits_to_keep=1)
+
+        s = timed(3, prefill)
+        print(json.dumps({"what": "prefill", "batch": batch, "tokens_per_s": batch * PROMPT / s}))
+        for cache in (True, False):
+            def gen():
+                with torch.no_grad():
+                    model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
+                                   max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
+                                   use_cache=cache, pad_token_id=0)
+
+            s = timed(3 if cache else 1, gen, warm_up=cache)
+            print(json.dumps({"what": "generate", "batch": batch, "cache": cache,
+                              "tokens_per_s": batch * NEW_TOKENS / s}))
+    model.train()
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-5, eps=1e-8)
+    ids = torch.randint(3, vocab, (8, 256))
+
+    def step():
+        optimiser.zero_grad()
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+
+    s = timed(2, step)
+    print(json.dumps({"what": "sft_step", "batch": 8, "seq": 256, "seconds": s}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 2)

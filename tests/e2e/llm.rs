@@ -1,0 +1,212 @@
+//! `hone init`, `hone generate`, `hone sft` and `hone rm` on a tiny model made by `hone init`.
+
+use std::path::{Path, PathBuf};
+
+use crate::{hone, stderr, stdout};
+
+fn work_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hone-e2e-llm-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn init(dir: &Path, extra: &[&str]) -> PathBuf {
+    let model = dir.join("model");
+    let mut args = vec![
+        "init",
+        "--layers",
+        "2",
+        "--hidden",
+        "32",
+        "--heads",
+        "4",
+        "--out",
+        model.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let out = hone(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    model
+}
+
+fn generate(model: &Path, prompt: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        prompt,
+        "--max-new-tokens",
+        "12",
+        "--threads",
+        "1",
+    ];
+    args.extend(extra);
+    let out = hone(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+/// The losses printed by a training command, in order.
+fn losses(text: &str) -> Vec<f64> {
+    text.lines()
+        .filter(|l| l.starts_with("step "))
+        .filter_map(|l| {
+            l.split("loss ")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+#[test]
+fn generate_is_reproducible_and_cache_independent() {
+    let dir = work_dir("generate");
+    let model = init(&dir, &["--kv-heads", "2"]);
+    let greedy = generate(&model, "hello", &["--greedy"]);
+    assert_eq!(
+        greedy,
+        generate(&model, "hello", &["--greedy", "--no-cache"])
+    );
+    let sampled = generate(&model, "hello", &["--seed", "5", "--top-k", "20"]);
+    assert_eq!(
+        sampled,
+        generate(&model, "hello", &["--seed", "5", "--top-k", "20"])
+    );
+    // A random model's samples differ between seeds (12 tokens over 259).
+    assert_ne!(
+        sampled,
+        generate(&model, "hello", &["--seed", "6", "--top-k", "20"])
+    );
+    // Batched prompts print one line each; the chat template is applied without error.
+    let batch = generate(&model, "a", &["--greedy", "--prompt", "bcd", "--chat"]);
+    assert!(
+        batch.starts_with("[0] ") && batch.contains("\n[1] "),
+        "{batch}"
+    );
+
+    let missing = hone(&["generate", "--model", "/nonexistent/model", "--prompt", "x"]);
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("/nonexistent/model"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[test]
+fn sft_teaches_the_responses_and_rm_ranks_the_pairs() {
+    let dir = work_dir("train");
+    let model = init(&dir, &["--arch", "gpt2"]);
+    let data = dir.join("sft.jsonl");
+    let pairs = [("2+2=", "four"), ("sky?", "blue"), ("cat?", "meow")];
+    let lines: Vec<String> = pairs
+        .iter()
+        .map(|(p, r)| serde_json::json!({"prompt": p, "response": r}).to_string())
+        .collect();
+    std::fs::write(&data, lines.join("\n")).unwrap();
+    let runs = dir.join("runs");
+    let sets = [
+        format!("model={}", model.display()),
+        format!("data={}", data.display()),
+        "learning_rate=3e-3".into(),
+        "batch_size=3".into(),
+        "epochs=150".into(),
+        "checkpoint_every=100".into(),
+    ];
+    let mut args = vec![
+        "sft",
+        "--runs-dir",
+        runs.to_str().unwrap(),
+        "--name",
+        "sft",
+        "--threads",
+        "1",
+    ];
+    for s in &sets {
+        args.extend(["--set", s.as_str()]);
+    }
+    let out = hone(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let l = losses(&text);
+    assert_eq!(l.len(), 150, "{text}");
+    assert!(l[149] < 0.1 * l[0], "loss {} -> {}", l[0], l[149]);
+    let run = runs.join("sft");
+    assert!(run.join("config.toml").is_file());
+    let checkpoints: Vec<_> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        checkpoints.contains(&"step-000000000150".to_owned()),
+        "{checkpoints:?}"
+    );
+    let trained = run.join("checkpoints/step-000000000150");
+    for (prompt, response) in pairs {
+        assert_eq!(
+            generate(&trained, prompt, &["--greedy"]).trim_end(),
+            response
+        );
+    }
+
+    // Reward model: chosen responses end in '!' and rejected ones in '?'.
+    let rm_data = dir.join("rm.jsonl");
+    let lines: Vec<String> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|p| {
+            serde_json::json!({"prompt": p, "chosen": format!("{p} yes!"), "rejected": format!("{p} no?")})
+                .to_string()
+        })
+        .collect();
+    std::fs::write(&rm_data, lines.join("\n")).unwrap();
+    let sets = [
+        format!("model={}", model.display()),
+        format!("data={}", rm_data.display()),
+        "learning_rate=1e-3".into(),
+        "batch_size=4".into(),
+        "epochs=30".into(),
+    ];
+    let mut args = vec![
+        "rm",
+        "--runs-dir",
+        runs.to_str().unwrap(),
+        "--name",
+        "rm",
+        "--threads",
+        "1",
+    ];
+    for s in &sets {
+        args.extend(["--set", s.as_str()]);
+    }
+    let out = hone(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let l = losses(&text);
+    assert!(l.last().unwrap() < &0.1, "{text}");
+    assert!(
+        text.lines()
+            .rev()
+            .find(|l| l.contains("accuracy 1.000"))
+            .is_some(),
+        "{text}"
+    );
+    let saved = runs.join("rm/checkpoints/step-000000000030");
+    let config = std::fs::read_to_string(saved.join("config.json")).unwrap();
+    assert!(config.contains("GPT2ForSequenceClassification"), "{config}");
+
+    // A bad run file key is named.
+    let bad = hone(&[
+        "rm",
+        "--set",
+        "learning_rat=1",
+        "--runs-dir",
+        runs.to_str().unwrap(),
+    ]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("learning_rat"), "{}", stderr(&bad));
+}
