@@ -32,7 +32,7 @@ use crate::env::Env;
 use crate::error::{Error, Result};
 use crate::pool::{EnvPool, PoolConfig};
 
-type PoolBuilder = dyn Fn(PoolConfig, u32) -> Result<EnvPool> + Send + Sync;
+pub(crate) type PoolBuilder = dyn Fn(PoolConfig, u32) -> Result<EnvPool> + Send + Sync;
 
 #[derive(Clone)]
 struct Task {
@@ -94,6 +94,12 @@ impl Registry {
             registered.iter().all(Result::is_ok),
             "built-in ids are distinct"
         );
+        // Tasks behind cargo features register here (their ids are distinct from the above).
+        #[cfg(feature = "mujoco")]
+        {
+            let registered = crate::mujoco::register_tasks(&mut registry);
+            debug_assert!(registered.is_ok(), "{registered:?}");
+        }
         registry
     }
 
@@ -104,6 +110,23 @@ impl Registry {
         E: Env + 'static,
         F: Fn() -> E + Send + Sync + 'static,
     {
+        self.register_builder(
+            id,
+            max_episode_steps,
+            Arc::new(move |config: PoolConfig, max_episode_steps: u32| {
+                EnvPool::from_factory(config, max_episode_steps, &factory)
+            }),
+        )
+    }
+
+    /// Registers `id` with a pool builder that may fail, for envs that need something loaded
+    /// first (a MuJoCo model): `build(config, max_episode_steps)` makes the pool.
+    pub(crate) fn register_builder(
+        &mut self,
+        id: &str,
+        max_episode_steps: u32,
+        build: Arc<PoolBuilder>,
+    ) -> Result<()> {
         if self.tasks.contains_key(id) {
             return Err(Error::DuplicateTask(id.to_owned()));
         }
@@ -112,10 +135,6 @@ impl Registry {
                 "task `{id}`: max_episode_steps = 0, must be at least 1"
             )));
         }
-        let build: Arc<PoolBuilder> =
-            Arc::new(move |config: PoolConfig, max_episode_steps: u32| {
-                EnvPool::from_factory(config, max_episode_steps, &factory)
-            });
         self.tasks.insert(
             id.to_owned(),
             Task {
