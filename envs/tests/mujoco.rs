@@ -10,9 +10,11 @@
 //! values hone computes are compared with them: float32's rounding, 6e-8, is far inside 1e-6);
 //! rewards and states as float64.
 
+use std::time::Duration;
+
 use hone_envs::mujoco::{
     Ant, HalfCheetah, Hopper, Humanoid, InvertedDoublePendulum, InvertedPendulum, MujocoEnv,
-    Pusher, Reacher, Swimmer, Task, Walker2d,
+    PhysicsWorkload, Pusher, Reacher, Swimmer, Task, Walker2d,
 };
 use hone_envs::rng::Pcg64;
 use hone_envs::{Action, AutoReset, Batch, Env, PoolConfig, Space, registry};
@@ -721,4 +723,16 @@ fn info_holds_the_reward_terms_that_sum_to_the_reward() {
         env.info().map(|(k, _)| k).collect::<Vec<_>>(),
         ["x_position", "x_velocity", "reward_forward", "reward_ctrl"]
     );
+}
+
+/// The benchmark's physics floor replays an env's run with bare mj_steps; that must be the same
+/// physics (mj_rnePostConstraint, observations and rewards change no state), episodes included.
+#[test]
+fn a_bare_mj_step_replay_follows_the_envs_trajectory() {
+    for task in ["Ant-v5", "Hopper-v5"] {
+        let workload = PhysicsWorkload::record(task, Duration::from_millis(150), 3).unwrap();
+        assert!(workload.env_steps() > 10, "{task}: {workload:?}");
+        assert!(workload.replay_matches().unwrap(), "{task}");
+    }
+    assert!(PhysicsWorkload::record("CartPole-v1", Duration::ZERO, 0).is_err());
 }

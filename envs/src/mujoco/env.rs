@@ -102,6 +102,10 @@ impl<T: Task> MujocoEnv<T> {
         &self.sim
     }
 
+    pub(crate) fn simulation_mut(&mut self) -> &mut Simulation {
+        &mut self.sim
+    }
+
     /// The last observation before rounding to f32.
     pub fn observation_f64(&self) -> &[f64] {
         &self.obs
