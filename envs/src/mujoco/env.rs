@@ -111,7 +111,8 @@ impl<T: Task> MujocoEnv<T> {
         &self.obs
     }
 
-    /// The last step's info, gymnasium's numbers (reward terms, positions, velocities) by key.
+    /// The last step's info, gymnasium's numbers (reward terms, positions, velocities) by key;
+    /// zeros after a reset.
     pub fn info(&self) -> impl Iterator<Item = (&'static str, f64)> + '_ {
         T::SPEC
             .info_keys
