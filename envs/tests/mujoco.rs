@@ -13,8 +13,8 @@
 use std::time::Duration;
 
 use hone_envs::mujoco::{
-    Ant, HalfCheetah, Hopper, Humanoid, InvertedDoublePendulum, InvertedPendulum, MujocoEnv,
-    PhysicsWorkload, Pusher, Reacher, Swimmer, Task, Walker2d,
+    Ant, Entry, HalfCheetah, Hopper, Humanoid, InvertedDoublePendulum, InvertedPendulum, MujocoEnv,
+    Order, PhysicsWorkload, Pusher, Reacher, Swimmer, Task, Walker2d,
 };
 use hone_envs::rng::Pcg64;
 use hone_envs::{Action, AutoReset, Batch, Env, PoolConfig, Space, registry};
@@ -725,14 +725,73 @@ fn info_holds_the_reward_terms_that_sum_to_the_reward() {
     );
 }
 
-/// The benchmark's physics floor replays an env's run with bare mj_steps; that must be the same
+/// The benchmark's physics floor replays envs' runs with bare mj_steps; that must be the same
 /// physics (mj_rnePostConstraint, observations and rewards change no state), episodes included.
 #[test]
 fn a_bare_mj_step_replay_follows_the_envs_trajectory() {
     for task in ["Ant-v5", "Hopper-v5"] {
-        let workload = PhysicsWorkload::record(task, Duration::from_millis(150), 3).unwrap();
-        assert!(workload.env_steps() > 10, "{task}: {workload:?}");
-        assert!(workload.replay_matches().unwrap(), "{task}");
+        let (workload, _, obs) =
+            PhysicsWorkload::record(task, Duration::from_millis(150), 3).unwrap();
+        assert!(workload.measured_steps() > 10, "{task}: {workload:?}");
+        let runs = workload.bare_runs(1, Order::EnvByEnv).unwrap();
+        assert_eq!(runs[0].env_steps as usize, workload.measured_steps());
+        assert_eq!(runs[0].final_observations, vec![(0, obs)], "{task}");
     }
     assert!(PhysicsWorkload::record("CartPole-v1", Duration::ZERO, 0).is_err());
+}
+
+/// A workload logged from a pool's batches (as the benchmark logs it) replays to the pool's final
+/// observations, on one thread or split over several.
+#[test]
+fn a_pool_run_replays_as_bare_physics() {
+    let (num_envs, steps) = (5, 60);
+    let config = PoolConfig::new("Ant-v5", num_envs)
+        .seed(21)
+        .max_episode_steps(25);
+    let mut pool = registry::make("Ant-v5", config).unwrap();
+    let nu = 8;
+    let actions: Vec<f32> = (0..steps * num_envs * nu)
+        .map(|i| action((i / nu % num_envs) as u32, i / (nu * num_envs), i % nu))
+        .collect();
+    let mut envs = vec![Vec::new(); num_envs];
+    pool.reset().unwrap();
+    let mut last = Vec::new();
+    for step in 0..steps {
+        let offset = step * num_envs * nu;
+        let batch = pool.step(&actions[offset..offset + num_envs * nu]).unwrap();
+        for (i, entries) in envs.iter_mut().enumerate() {
+            entries.push(if batch.elapsed_step[i] == 0 {
+                Entry::Reset
+            } else {
+                Entry::Step {
+                    action: offset + i * nu,
+                    measured: step >= 10,
+                }
+            });
+        }
+        last = batch.observations.to_vec();
+    }
+    let workload = PhysicsWorkload::new("Ant-v5", 21, actions, envs).unwrap();
+    for (threads, order) in [
+        (1, Order::EnvByEnv),
+        (2, Order::EnvByEnv),
+        (1, Order::RoundRobin),
+        (2, Order::RoundRobin),
+    ] {
+        let runs = workload.bare_runs(threads, order).unwrap();
+        let finals: Vec<_> = runs
+            .iter()
+            .flat_map(|r| r.final_observations.clone())
+            .collect();
+        assert_eq!(finals.len(), num_envs);
+        for (i, obs) in finals {
+            assert_eq!(
+                obs,
+                &last[i * 105..(i + 1) * 105],
+                "env {i}, {threads} threads"
+            );
+        }
+        let measured: u64 = runs.iter().map(|r| r.env_steps).sum();
+        assert_eq!(measured as usize, workload.measured_steps());
+    }
 }

@@ -106,6 +106,16 @@ impl<T: Task> MujocoEnv<T> {
         &mut self.sim
     }
 
+    /// The observation of the current state as the pool would hold it, after bare physics steps
+    /// (`after_step`: the contact forces are recomputed first, as a step does).
+    pub(crate) fn observe_current(&mut self, after_step: bool) -> Vec<f32> {
+        if after_step {
+            self.sim.update_contact_forces();
+        }
+        self.task.observe(&self.sim, &mut self.obs);
+        self.obs.iter().map(|&v| v as f32).collect()
+    }
+
     /// The last observation before rounding to f32.
     pub fn observation_f64(&self) -> &[f64] {
         &self.obs

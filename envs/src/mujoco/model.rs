@@ -366,6 +366,13 @@ impl Simulation {
         unsafe { ffi::hone_mj_step(self.model.as_ptr(), self.data.as_ptr(), frame_skip as c_int) }
     }
 
+    /// `mj_rnePostConstraint` alone: the contact forces (`cfrc_ext`) of the current state, as
+    /// `step` leaves them.
+    pub fn update_contact_forces(&mut self) {
+        // SAFETY: a valid model and its own data; zero mj_steps, then mj_rnePostConstraint.
+        unsafe { ffi::hone_mj_step(self.model.as_ptr(), self.data.as_ptr(), 0) }
+    }
+
     /// One bare mj_step with the current controls (the benchmark's physics floor).
     #[inline]
     pub fn physics_step(&mut self) {
