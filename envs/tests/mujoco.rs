@@ -706,6 +706,43 @@ fn a_restored_env_continues_bit_for_bit() {
     check::<<InvertedDoublePendulum as HasTask>::T>();
 }
 
+/// A pool snapshot mid-run restores into a fresh pool that continues bit for bit (episodes end
+/// and reset around the snapshot; Ant and Humanoid carry their start position).
+#[test]
+fn a_restored_pool_continues_exactly() {
+    for task in ["Ant-v5", "Humanoid-v5", "Hopper-v5", "Pusher-v5"] {
+        for autoreset in [AutoReset::NextStep, AutoReset::SameStep] {
+            let config = PoolConfig::new(task, 4)
+                .seed(9)
+                .num_threads(2)
+                .max_episode_steps(17)
+                .autoreset(autoreset);
+            let mut pool = registry::make(task, config.clone()).unwrap();
+            let nu = pool.action_space().flat_len();
+            let actions = |t: usize| -> Vec<f32> {
+                (0..4 * nu)
+                    .map(|i| action((i / nu) as u32, t, i % nu))
+                    .collect()
+            };
+            let run = |pool: &mut hone_envs::EnvPool, steps: std::ops::Range<usize>| {
+                let mut log = Vec::new();
+                for t in steps {
+                    record(&pool.step(&actions(t)).unwrap(), &mut log);
+                }
+                log
+            };
+            pool.reset().unwrap();
+            run(&mut pool, 0..30);
+            let snapshot = pool.snapshot().unwrap();
+            let expected = run(&mut pool, 30..70);
+            let mut restored = registry::make(task, config.seed(777)).unwrap();
+            restored.reset().unwrap();
+            restored.restore(&snapshot).unwrap();
+            assert_eq!(run(&mut restored, 30..70), expected, "{task} {autoreset:?}");
+        }
+    }
+}
+
 #[test]
 fn info_holds_the_reward_terms_that_sum_to_the_reward() {
     let mut env = HalfCheetah::new().unwrap();

@@ -53,8 +53,7 @@ fn step(pool: &mut EnvPool, t: usize) -> Vec<String> {
 
 #[test]
 fn a_restored_pool_continues_exactly_for_every_builtin_task() {
-    // The built-ins only: other tests register env types without checkpoints meanwhile.
-    for task in hone_envs::Registry::with_builtins().ids() {
+    for task in registry::task_ids() {
         for autoreset in [AutoReset::NextStep, AutoReset::SameStep] {
             // Short time limits so episodes end (and reset, drawing from the RNGs) around the snapshot.
             let config = PoolConfig::new(task.as_str(), 6)
