@@ -63,6 +63,20 @@ pub const BUILTIN_TASKS: [(&str, u32); 5] = [
     ("Pendulum-v1", 200),
 ];
 
+/// The tasks of the `mujoco` feature, so a build without it can say why they are missing.
+pub const MUJOCO_TASK_IDS: [&str; 10] = [
+    "Ant-v5",
+    "HalfCheetah-v5",
+    "Hopper-v5",
+    "Walker2d-v5",
+    "Humanoid-v5",
+    "Swimmer-v5",
+    "Reacher-v5",
+    "Pusher-v5",
+    "InvertedPendulum-v5",
+    "InvertedDoublePendulum-v5",
+];
+
 impl Registry {
     /// No tasks.
     pub fn empty() -> Self {
@@ -162,7 +176,19 @@ impl Registry {
     }
 
     fn task(&self, id: &str) -> Result<&Task> {
-        self.tasks.get(id).ok_or_else(|| Error::UnknownTask {
+        if let Some(task) = self.tasks.get(id) {
+            return Ok(task);
+        }
+        if !cfg!(feature = "mujoco") && MUJOCO_TASK_IDS.contains(&id) {
+            return Err(Error::TaskUnavailable {
+                task_id: id.to_owned(),
+                reason: "hone-envs was built without its `mujoco` cargo feature (build hone \
+                         with `cargo build --release --features mujoco` after \
+                         `scripts/setup.sh`)"
+                    .to_owned(),
+            });
+        }
+        Err(Error::UnknownTask {
             id: id.to_owned(),
             known: self.ids(),
         })
@@ -211,4 +237,23 @@ pub(crate) fn make_pool(config: PoolConfig) -> Result<EnvPool> {
         .task(&config.task_id)?
         .clone();
     (task.build)(config, task.max_episode_steps)
+}
+
+// With the feature the ids are registered (mujoco::tests checks the list against them).
+#[cfg(all(test, not(feature = "mujoco")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mujoco_id_names_the_missing_feature_in_a_build_without_it() {
+        let registry = Registry::with_builtins();
+        let error = registry.max_episode_steps("HalfCheetah-v5").unwrap_err();
+        assert!(
+            matches!(&error, Error::TaskUnavailable { task_id, reason }
+                if task_id == "HalfCheetah-v5" && reason.contains("--features mujoco")),
+            "{error}"
+        );
+        let unknown = registry.max_episode_steps("HalfCheetah-v9").unwrap_err();
+        assert!(matches!(unknown, Error::UnknownTask { .. }), "{unknown}");
+    }
 }

@@ -150,6 +150,12 @@ mod tests {
     }
 
     #[test]
+    fn the_registry_knows_these_ids_in_builds_without_the_feature() {
+        let ids: Vec<&str> = TASKS.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, crate::registry::MUJOCO_TASK_IDS);
+    }
+
+    #[test]
     fn a_broken_model_is_an_error_naming_it() {
         let error =
             Model::from_xml("broken.xml", b"<mujoco><worldbody><body>").expect_err("not a model");
