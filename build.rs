@@ -1,18 +1,31 @@
-// libtorch's link settings are shared with the other packages; the `mujoco` feature adds an
-// rpath to the MuJoCo library, which hone-envs reports as DEP_MUJOCO_LIB_DIR (its own rpath
-// reaches only its own binaries), so `hone` starts with no LD_LIBRARY_PATH.
-mod libtorch_link {
-    include!("build-support/libtorch_link.rs");
-
-    pub(crate) fn link() {
-        main();
-    }
-}
-
+// The root package builds two binaries: `hone-core`, the program, which links libtorch, and
+// `hone`, a launcher without libtorch that checks the libtorch hone-core was built against is
+// still there (and says how to fix it when it is not) before handing over to hone-core.
+//
+// hone-core gets what build-support/libtorch_link.rs gives every libtorch binary: an rpath to the
+// libtorch folder, and libtorch_cuda.so kept in its NEEDED list despite `--as-needed` (only
+// hone-core: the launcher must start without libtorch).
+//
+// With the `mujoco` feature hone-core also needs an rpath to the MuJoCo library, whose folder
+// hone-envs reports as DEP_MUJOCO_LIB_DIR (its own rpath reaches only its own binaries).
 fn main() {
-    libtorch_link::link();
-    println!("cargo:rerun-if-env-changed=DEP_MUJOCO_LIB_DIR");
+    println!("cargo:rerun-if-changed=build.rs");
     if let Ok(dir) = std::env::var("DEP_MUJOCO_LIB_DIR") {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
     }
+    // torch-sys declares `links = "tch"` and reports its lib folder as `libtorch_lib`.
+    let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
+        println!("cargo:warning=torch-sys reported no libtorch folder; run scripts/setup.sh");
+        return;
+    };
+    // The rpath goes to every target (the launcher needs no libtorch, so it never uses it; the
+    // test harness of hone-core's own code does).
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
+    let mut needed = vec!["libtorch_cpu.so", "libc10.so"];
+    if std::path::Path::new(&lib).join("libtorch_cuda.so").exists() {
+        println!("cargo:rustc-link-arg-bin=hone-core=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+        needed.push("libtorch_cuda.so");
+    }
+    println!("cargo:rustc-env=HONE_LIBTORCH_LIB={lib}");
+    println!("cargo:rustc-env=HONE_LIBTORCH_NEEDED={}", needed.join(":"));
 }

@@ -87,3 +87,6 @@ HONE_MUJOCO_ASSETS = "$mujoco_assets"
 TOML
 mv "$tmp" "$config"
 log "libtorch $got_version at $libtorch"
+
+# The Python module hone_envs (envs/python), built from this checkout into the environment.
+bash "$root/scripts/setup_python.sh"

@@ -13,3 +13,5 @@ step "cargo clippy (release, all targets, warnings are errors)"
 cargo clippy --release --workspace --all-targets --quiet -- -D warnings
 step "cargo test (release)"
 cargo test --release --workspace
+step "pytest: the Python module hone_envs (envs/python/tests)"
+bash scripts/test_python.sh

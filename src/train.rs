@@ -1,15 +1,18 @@
 //! `hone train` and `hone eval`: PPO on a hone-envs task in a run directory.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use hone_envs::{PoolConfig, Space};
 use hone_telemetry::{Event, RunControl};
-use hone_trainer::ppo::{self, PpoConfig, run::RunSummary};
+use hone_trainer::ppo::run::{Observer, RunSummary};
+use hone_trainer::ppo::{self, PpoConfig};
 use hone_trainer::run_dir::{CheckpointStore, RunDir};
+use hone_tui::{DashboardOptions, DashboardThread, Mode, Source, TextProgress};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -42,6 +45,10 @@ pub struct TrainArgs {
     /// Episodes of the deterministic policy to evaluate at the end (0: none).
     #[arg(long, default_value_t = 10)]
     eval_episodes: usize,
+    /// Print a progress bar and periodic summaries instead of opening the dashboard (the
+    /// default when stdout is not a terminal).
+    #[arg(long)]
+    no_tui: bool,
 }
 
 #[derive(Debug, Args)]
@@ -89,14 +96,16 @@ fn env_id(args: &TrainArgs) -> Result<String> {
     )
 }
 
+/// What `hone train` will do once its run directory is ready.
+enum Plan {
+    Start(Box<PpoConfig>),
+    Resume,
+}
+
 pub fn run_train(args: &TrainArgs) -> Result<()> {
-    let control = install_ctrl_c()?;
-    let mut printer = ProgressPrinter::new();
-    let mut observer = |event: &Event| printer.observe(event);
-    let summary = if let Some(run_path) = &args.resume {
-        let run = RunDir::open(run_path)?;
-        crate::logging::log_to(&run.log_path())?;
-        ppo::run::resume(&run, args.total_steps, &control, &mut observer)?
+    let dashboard = !args.no_tui && std::io::stdout().is_terminal();
+    let (run, plan) = if let Some(run_path) = &args.resume {
+        (RunDir::open(run_path)?, Plan::Resume)
     } else {
         let env_id = env_id(args)?;
         let mut config: PpoConfig = hone_trainer::config::resolve(
@@ -120,16 +129,81 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
             .clone()
             .unwrap_or_else(|| default_run_name(&config));
         let run = RunDir::create(&args.runs_dir.join(&name))?;
-        crate::logging::log_to(&run.log_path())?;
+        (run, Plan::Start(Box::new(config)))
+    };
+    crate::logging::log_to(&run.log_path())?;
+    let control = install_ctrl_c(dashboard)?;
+    let train = |observer: Observer<'_>| -> Result<RunSummary> {
+        Ok(match plan {
+            Plan::Start(config) => ppo::run::start(&run, *config, &control, observer)?,
+            Plan::Resume => ppo::run::resume(&run, args.total_steps, &control, observer)?,
+        })
+    };
+    let summary = if dashboard {
+        let summary = train_with_dashboard(run.root(), &control, train)?;
         println!("run directory: {}", run.root().display());
-        ppo::run::start(&run, config, &control, &mut observer)?
+        summary
+    } else {
+        println!("run directory: {}", run.root().display());
+        train_with_progress(train)?
     };
     report(&summary, args.eval_episodes)
 }
 
+/// Trains on this thread while the dashboard draws on its own, fed through a bounded channel
+/// the trainer never waits on. Any trainer that reports through an observer can use it (the
+/// RLHF commands too): `run_dir` holds its `metrics.jsonl` and `hone.log`.
+pub(crate) fn train_with_dashboard<T>(
+    run_dir: &Path,
+    control: &Arc<RunControl>,
+    train: impl FnOnce(Observer<'_>) -> Result<T>,
+) -> Result<T> {
+    let (sender, receiver) = hone_tui::event_channel(hone_tui::DEFAULT_CAPACITY);
+    let mut options = DashboardOptions::new(Mode::Train);
+    options.run_dir = Some(run_dir.to_owned());
+    options.control = Some(Arc::clone(control));
+    // A resumed run shows its history too (the trainer's Start event trims what it drops).
+    let metrics = run_dir.join("metrics.jsonl");
+    if metrics.exists() {
+        options.history = hone_telemetry::read_events(&metrics)?;
+    }
+    let dashboard = DashboardThread::spawn(Source::Live(receiver), options)
+        .context("opening the dashboard (use --no-tui to train without it)")?;
+    let result = {
+        let mut observer = |event: &Event| sender.send(event);
+        train(&mut observer)
+    };
+    let dropped = sender.dropped();
+    // The dashboard sees the run has returned once the last sender is gone.
+    drop(sender);
+    let shown = match &result {
+        Ok(_) => dashboard.join(),
+        Err(_) => dashboard.close(),
+    };
+    if let Err(err) = shown {
+        eprintln!("warning: the dashboard failed: {err}");
+    }
+    if dropped > 0 {
+        println!(
+            "the dashboard fell behind: {dropped} events were not shown (all are in metrics.jsonl)"
+        );
+    }
+    result
+}
+
+/// Trains with a progress bar on stderr (when it is a terminal) and a summary line on stdout
+/// every few seconds.
+pub(crate) fn train_with_progress<T>(train: impl FnOnce(Observer<'_>) -> Result<T>) -> Result<T> {
+    let bar = std::io::stderr().is_terminal().then(std::io::stderr);
+    let columns = hone_tui::terminal_columns().map_or(100, usize::from);
+    let mut progress = TextProgress::new(std::io::stdout(), bar, columns, Duration::from_secs(5));
+    let mut observer = |event: &Event| progress.observe(event);
+    train(&mut observer)
+}
+
 fn report(summary: &RunSummary, eval_episodes: usize) -> Result<()> {
     let how = if summary.interrupted {
-        "stopped (Ctrl-C)"
+        "stopped on request"
     } else {
         "finished"
     };
@@ -199,64 +273,23 @@ fn default_run_name(config: &PpoConfig) -> String {
     format!("{}__ppo__{}__{now}", config.env_id, config.seed)
 }
 
-/// The first Ctrl-C asks the run to stop after the current update and checkpoint; a second
-/// one exits at once.
-fn install_ctrl_c() -> Result<Arc<RunControl>> {
+/// The first Ctrl-C (SIGINT) asks the run to stop after the current update and checkpoint; a
+/// second one exits at once. Under the dashboard the terminal is in raw mode, so Ctrl-C typed
+/// there is a key the dashboard handles; a SIGINT from elsewhere lands here, and the dashboard
+/// shows the stop, so nothing is printed over it.
+pub(crate) fn install_ctrl_c(dashboard: bool) -> Result<Arc<RunControl>> {
     let control = Arc::new(RunControl::default());
     let handle = Arc::clone(&control);
     ctrlc::set_handler(move || {
         if handle.request_stop() {
+            hone_tui::restore_terminal();
             eprintln!("\ninterrupted again: exiting without a checkpoint");
             std::process::exit(130);
         }
-        eprintln!("\nstopping after this update (Ctrl-C again to exit now)");
+        if !dashboard {
+            eprintln!("\nstopping after this update (Ctrl-C again to exit now)");
+        }
     })
     .context("installing the Ctrl-C handler")?;
     Ok(control)
-}
-
-/// A one-line summary at most once a second (and for the first and last updates).
-struct ProgressPrinter {
-    last: Option<Instant>,
-    total_steps: u64,
-}
-
-impl ProgressPrinter {
-    fn new() -> Self {
-        Self {
-            last: None,
-            total_steps: 0,
-        }
-    }
-
-    fn observe(&mut self, event: &Event) {
-        match event {
-            Event::Start(info) => self.total_steps = info.total_steps,
-            Event::Update(u) => {
-                let due = self
-                    .last
-                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
-                if !due && u.global_step < self.total_steps {
-                    return;
-                }
-                self.last = Some(Instant::now());
-                let ret = u
-                    .episodes
-                    .return_mean
-                    .map_or("-".to_owned(), |r| format!("{r:.1}"));
-                let pct = 100.0 * u.global_step as f64 / self.total_steps.max(1) as f64;
-                println!(
-                    "step {:>9} ({pct:5.1}%)  sps {:>7.0}  return {ret:>7}  pg {:+.4}  v {:.4}  ent {:.3}  kl {:.5}  clip {:.3}",
-                    u.global_step,
-                    u.sps,
-                    u.losses.policy_loss,
-                    u.losses.value_loss,
-                    u.losses.entropy,
-                    u.losses.approx_kl,
-                    u.losses.clipfrac,
-                );
-            }
-            Event::Checkpoint { .. } | Event::Finish { .. } => {}
-        }
-    }
 }

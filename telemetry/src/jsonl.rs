@@ -179,6 +179,38 @@ mod tests {
     }
 
     #[test]
+    fn rlhf_events_round_trip_and_optional_fields_may_be_absent() {
+        let event = Event::Rlhf(crate::RlhfEvent {
+            step: 3,
+            elapsed_s: 12.5,
+            reward_mean: 0.25,
+            baseline_reward_mean: Some(0.125),
+            kl_to_reference: 0.01,
+            response_length_mean: 48.0,
+            tokens_per_s: 900.0,
+            timing: crate::RlhfTiming {
+                generate_s: 1.0,
+                reference_s: 0.25,
+                reward_s: 0.5,
+                update_s: 2.0,
+            },
+            ..Default::default()
+        });
+        let line = serde_json::to_string(&event).unwrap();
+        assert!(line.starts_with(r#"{"event":"rlhf","step":3,"#), "{line}");
+        assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), event);
+
+        // What an RLHF trainer without the optional fields writes still parses.
+        let minimal = r#"{"event":"rlhf","step":1,"elapsed_s":1.0,"reward_mean":0.5,"kl_to_reference":0.0,"response_length_mean":10.0,"tokens_per_s":5.0,"timing":{"generate_s":1.0,"reference_s":0.0,"reward_s":0.0,"update_s":0.0}}"#;
+        let Event::Rlhf(parsed) = serde_json::from_str::<Event>(minimal).unwrap() else {
+            panic!("not an rlhf event");
+        };
+        assert_eq!(parsed.baseline_reward_mean, None);
+        assert_eq!(parsed.gpu_memory_bytes, None);
+        assert_eq!(parsed.response_length_mean, 10.0);
+    }
+
+    #[test]
     fn a_malformed_line_is_an_error_naming_file_and_line() {
         let dir = std::env::temp_dir().join(format!("hone-telemetry-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

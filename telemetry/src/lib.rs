@@ -21,6 +21,8 @@ pub enum Event {
     Checkpoint { global_step: u64, path: String },
     /// The run stopped; `reason` says why (done, interrupted, error message).
     Finish { global_step: u64, reason: String },
+    /// One step of an RLHF run (PPO-RLHF, ReMax, sharpening).
+    Rlhf(RlhfEvent),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -85,6 +87,50 @@ pub struct LossStats {
 pub struct PhaseTiming {
     pub env_step_s: f64,
     pub inference_s: f64,
+    pub update_s: f64,
+}
+
+/// What an RLHF step reports. For these runs `RunInfo::total_steps` and `Checkpoint`/`Finish`
+/// `global_step` count RLHF steps. Optional fields are what not every algorithm has.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RlhfEvent {
+    /// RLHF steps done (one batch of prompts generated, scored and learned from).
+    pub step: u64,
+    /// Seconds since the run started, summed over its sessions.
+    pub elapsed_s: f64,
+    /// Mean reward of the sampled responses.
+    pub reward_mean: f64,
+    #[serde(default)]
+    pub reward_std: Option<f64>,
+    /// Mean reward of the baseline responses (ReMax's greedy ones), where the algorithm has them.
+    #[serde(default)]
+    pub baseline_reward_mean: Option<f64>,
+    /// Mean per-sequence KL of the policy to the reference model over the sampled responses.
+    pub kl_to_reference: f64,
+    /// Mean length of the sampled responses, in tokens.
+    pub response_length_mean: f64,
+    /// Generated tokens per second of wall time over this step.
+    pub tokens_per_s: f64,
+    pub timing: RlhfTiming,
+    #[serde(default)]
+    pub policy_loss: Option<f64>,
+    #[serde(default)]
+    pub learning_rate: Option<f64>,
+    /// Resident memory of the training process, when known.
+    #[serde(default)]
+    pub rss_bytes: Option<u64>,
+    /// GPU memory held by the training process, when on CUDA and known.
+    #[serde(default)]
+    pub gpu_memory_bytes: Option<u64>,
+}
+
+/// Seconds spent per phase during an RLHF step.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RlhfTiming {
+    pub generate_s: f64,
+    /// Reference-model log-probs.
+    pub reference_s: f64,
+    pub reward_s: f64,
     pub update_s: f64,
 }
 

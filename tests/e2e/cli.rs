@@ -14,7 +14,7 @@ fn help_lists_exactly_the_commands_that_exist() {
         .collect();
     assert_eq!(
         commands,
-        ["doctor", "train", "eval", "help"],
+        ["doctor", "train", "eval", "monitor", "help"],
         "help text:\n{text}"
     );
 }

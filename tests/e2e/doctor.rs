@@ -73,3 +73,20 @@ fn doctor_rejects_zero_threads_with_a_clear_error() {
         stderr(&output)
     );
 }
+
+#[test]
+fn the_launcher_alone_says_hone_core_is_missing() {
+    let dir = std::env::temp_dir().join(format!("hone-lonely-launcher-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let launcher = dir.join("hone");
+    std::fs::copy(env!("CARGO_BIN_EXE_hone"), &launcher).unwrap();
+    let output = std::process::Command::new(&launcher)
+        .arg("doctor")
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(err.contains("hone-core is missing next to"), "{err}");
+    assert!(err.contains("cargo build --release"), "{err}");
+}

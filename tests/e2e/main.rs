@@ -1,6 +1,7 @@
 //! End-to-end tests of the `hone` binary (one test binary; one module per command).
 
 mod cli;
+mod dashboard;
 mod doctor;
 mod train;
 

@@ -211,11 +211,23 @@ fn bad_input_is_a_clear_error() {
     }
 }
 
+/// Trains with `args` and returns the mean return of the final evaluation it prints.
+fn train_and_evaluate(args: &[&str]) -> f64 {
+    let output = hone(args);
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}{}", stderr(&output));
+    text.split("evaluation: mean return ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|mean| mean.parse().ok())
+        .unwrap_or_else(|| panic!("no evaluation line in:\n{text}"))
+}
+
 /// The bar for CI: CleanRL's ppo.py settings solve CartPole-v1 within 500k steps.
 #[test]
 fn ppo_solves_cartpole_with_cleanrl_defaults() {
     let dir = runs_dir("cartpole");
-    let output = hone(&[
+    let mean = train_and_evaluate(&[
         "train",
         "--env",
         "CartPole-v1",
@@ -228,13 +240,27 @@ fn ppo_solves_cartpole_with_cleanrl_defaults() {
         "--eval-episodes",
         "20",
     ]);
-    let text = stdout(&output);
-    assert!(output.status.success(), "{text}{}", stderr(&output));
-    let mean: f64 = text
-        .split("evaluation: mean return ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|m| m.parse().ok())
-        .unwrap_or_else(|| panic!("no evaluation line in:\n{text}"));
-    assert!(mean >= 475.0, "mean return {mean} over 20 episodes\n{text}");
+    assert!(mean >= 475.0, "mean return {mean} over 20 episodes");
+}
+
+/// The shipped fast config solves CartPole-v1 (its speed is a benchmark, not asserted here).
+#[test]
+fn fast_cartpole_config_solves_cartpole() {
+    let dir = runs_dir("fast");
+    let config = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/configs/ppo_cartpole_fast.toml"
+    );
+    let mean = train_and_evaluate(&[
+        "train",
+        "--config",
+        config,
+        "--runs-dir",
+        dir.to_str().unwrap(),
+        "--name",
+        "f",
+        "--eval-episodes",
+        "20",
+    ]);
+    assert!(mean >= 475.0, "mean return {mean} over 20 episodes");
 }

@@ -70,6 +70,15 @@ impl FlatParams {
         &self.views[index]
     }
 
+    /// One view over the parameters `first..=last` (adjacent in the flat buffer), shaped
+    /// `shape`; like the per-parameter views it carries autograd edges to the flat leaf.
+    pub fn span_view(&self, first: usize, last: usize, shape: &[i64]) -> Tensor {
+        let (start, end) = (&self.entries[first], &self.entries[last]);
+        self.flat
+            .narrow(0, start.offset, end.offset + end.numel - start.offset)
+            .view(shape)
+    }
+
     pub fn index_of(&self, name: &str) -> Option<usize> {
         self.entries.iter().position(|e| e.name == name)
     }

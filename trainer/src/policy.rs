@@ -38,6 +38,10 @@ pub struct ActorCritic {
     pub params: FlatParams,
     actor: Vec<Layer>,
     critic: Vec<Layer>,
+    /// The hidden layers of actor and critic side by side, `(weight, bias)` per layer: the
+    /// first `[2H, D]`/`[2H]` (one matmul over the shared input), the others `[2, H, H]`/
+    /// `[2, 1, H]` (one batched matmul). Views into the flat parameters, like the per-layer ones.
+    packed: Vec<(Tensor, Tensor)>,
     log_std: Option<usize>,
     pub obs_dim: i64,
     pub action: ActionKind,
@@ -57,8 +61,7 @@ impl ActorCritic {
     /// `tch::manual_seed` first for reproducible runs).
     pub fn new(obs_dim: i64, action: ActionKind, hidden: &[i64], device: Device) -> Self {
         let mut inits = Vec::new();
-        let critic = mlp(&mut inits, "critic", obs_dim, hidden, 1, 1.0);
-        let actor = mlp(&mut inits, "actor", obs_dim, hidden, action.width(), 0.01);
+        let (actor, critic) = actor_critic_layers(&mut inits, obs_dim, hidden, action.width());
         let log_std = match action {
             ActionKind::Gaussian { dim } => {
                 inits.push(ParamInit {
@@ -70,10 +73,29 @@ impl ActorCritic {
             ActionKind::Categorical { .. } => None,
         };
         let params = FlatParams::new(inits, device);
+        let packed = actor
+            .iter()
+            .zip(&critic)
+            .take(hidden.len())
+            .enumerate()
+            .map(|(i, (a, c))| {
+                let (out, input) = (hidden[i], if i == 0 { obs_dim } else { hidden[i - 1] });
+                let (weight_shape, bias_shape) = if i == 0 {
+                    (vec![2 * out, input], vec![2 * out])
+                } else {
+                    (vec![2, out, input], vec![2, 1, out])
+                };
+                (
+                    params.span_view(a.weight, c.weight, &weight_shape),
+                    params.span_view(a.bias, c.bias, &bias_shape),
+                )
+            })
+            .collect();
         Self {
             params,
             actor,
             critic,
+            packed,
             log_std,
             obs_dim,
             action,
@@ -109,6 +131,31 @@ impl ActorCritic {
         self.forward(&self.actor, obs)
     }
 
+    /// The actor's output and V(s) in one pass: actor and critic share each hidden layer's
+    /// matmul and tanh (a third of the libtorch calls of two separate passes).
+    pub fn actor_output_and_value(&self, obs: &Tensor) -> (Tensor, Tensor) {
+        let Some((first_weight, first_bias)) = self.packed.first() else {
+            return (self.actor_output(obs), self.value(obs));
+        };
+        let batch = obs.size()[0];
+        let h = obs.linear(first_weight, Some(first_bias)).tanh();
+        // [B, 2H] -> [2, B, H]: actor rows first, critic rows second.
+        let mut h = h.view([batch, 2, self.hidden[0]]).transpose(0, 1);
+        for (weight, bias) in &self.packed[1..] {
+            h = bias.baddbmm(&h, &weight.transpose(1, 2), 1.0, 1.0).tanh();
+        }
+        let head = |layer: &Layer, x: Tensor| {
+            x.linear(
+                self.params.get(layer.weight),
+                Some(self.params.get(layer.bias)),
+            )
+        };
+        let last = self.hidden.len();
+        let out = head(&self.actor[last], h.select(0, 0));
+        let value = head(&self.critic[last], h.select(0, 1)).squeeze_dim(-1);
+        (out, value)
+    }
+
     /// The Gaussian's log-std, shape `[1, dim]`.
     pub fn log_std(&self) -> Option<&Tensor> {
         self.log_std.map(|i| self.params.get(i))
@@ -117,7 +164,7 @@ impl ActorCritic {
     /// Log-probability of `actions`, entropy and value, with gradients (the PPO update).
     /// Categorical actions are an i64 `[B]` tensor; Gaussian ones f32 `[B, dim]`.
     pub fn evaluate(&self, obs: &Tensor, actions: &Tensor) -> Evaluation {
-        let out = self.actor_output(obs);
+        let (out, value) = self.actor_output_and_value(obs);
         let (log_prob, entropy) = match self.action {
             ActionKind::Categorical { .. } => categorical_log_prob_entropy(&out, actions),
             ActionKind::Gaussian { .. } => gaussian_log_prob_entropy(
@@ -129,7 +176,7 @@ impl ActorCritic {
         Evaluation {
             log_prob,
             entropy,
-            value: self.value(obs),
+            value,
         }
     }
 }
@@ -159,41 +206,63 @@ pub fn gaussian_log_prob_entropy(
     (log_prob, entropy)
 }
 
-/// Appends an MLP `input → hidden… → output` (CleanRL's `layer_init`) and returns its layers.
-fn mlp(
+/// Appends CleanRL's actor and critic MLPs `input → hidden… → output` (`layer_init`: gain √2
+/// for hidden layers, 0.01 for the policy head, 1 for the value head, zero biases) and returns
+/// their layers. Each hidden layer's actor and critic tensors are adjacent (actor weight, critic
+/// weight, actor bias, critic bias), so the packed views of `ActorCritic` can span both.
+fn actor_critic_layers(
     inits: &mut Vec<ParamInit>,
-    prefix: &str,
     input: i64,
     hidden: &[i64],
-    output: i64,
-    head_gain: f64,
-) -> Vec<Layer> {
-    let mut layers = Vec::new();
+    actions: i64,
+) -> (Vec<Layer>, Vec<Layer>) {
     let widths: Vec<i64> = std::iter::once(input)
         .chain(hidden.iter().copied())
-        .chain([output])
         .collect();
+    let mut push = |name: String, value: Tensor| {
+        inits.push(ParamInit { name, value });
+        inits.len() - 1
+    };
+    let weight = |gain: f64, out: i64, input: i64| {
+        tch::nn::init(Init::Orthogonal { gain }, &[out, input], Device::Cpu)
+    };
+    let bias = |out: i64| Tensor::zeros([out], (Kind::Float, Device::Cpu));
+    let (mut actor, mut critic) = (Vec::new(), Vec::new());
     for (i, pair) in widths.windows(2).enumerate() {
-        let gain = if i + 2 == widths.len() {
-            head_gain
-        } else {
-            std::f64::consts::SQRT_2
-        };
-        let weight = tch::nn::init(Init::Orthogonal { gain }, &[pair[1], pair[0]], Device::Cpu);
-        inits.push(ParamInit {
-            name: format!("{prefix}.{i}.weight"),
-            value: weight,
+        let (input, out) = (pair[0], pair[1]);
+        let gain = std::f64::consts::SQRT_2;
+        let (aw, cw) = (
+            push(format!("actor.{i}.weight"), weight(gain, out, input)),
+            push(format!("critic.{i}.weight"), weight(gain, out, input)),
+        );
+        let (ab, cb) = (
+            push(format!("actor.{i}.bias"), bias(out)),
+            push(format!("critic.{i}.bias"), bias(out)),
+        );
+        actor.push(Layer {
+            weight: aw,
+            bias: ab,
         });
-        inits.push(ParamInit {
-            name: format!("{prefix}.{i}.bias"),
-            value: Tensor::zeros([pair[1]], (Kind::Float, Device::Cpu)),
-        });
-        layers.push(Layer {
-            weight: inits.len() - 2,
-            bias: inits.len() - 1,
+        critic.push(Layer {
+            weight: cw,
+            bias: cb,
         });
     }
-    layers
+    let last = hidden.len();
+    let width = *widths.last().expect("the input width is there");
+    let weight_index = push(format!("actor.{last}.weight"), weight(0.01, actions, width));
+    let bias_index = push(format!("actor.{last}.bias"), bias(actions));
+    actor.push(Layer {
+        weight: weight_index,
+        bias: bias_index,
+    });
+    let weight_index = push(format!("critic.{last}.weight"), weight(1.0, 1, width));
+    let bias_index = push(format!("critic.{last}.bias"), bias(1));
+    critic.push(Layer {
+        weight: weight_index,
+        bias: bias_index,
+    });
+    (actor, critic)
 }
 
 #[cfg(test)]
@@ -253,6 +322,25 @@ mod tests {
                 }
                 ActionKind::Categorical { .. } => assert!(p.index_of("actor_logstd").is_none()),
             }
+        }
+    }
+
+    #[test]
+    fn the_packed_pass_equals_separate_actor_and_critic_passes() {
+        tch::manual_seed(3);
+        for hidden in [vec![64, 64], vec![32, 16, 8], vec![16], vec![]] {
+            let agent = ActorCritic::new(5, ActionKind::Gaussian { dim: 2 }, &hidden, Device::Cpu);
+            let obs = Tensor::randn([7, 5], (Kind::Float, Device::Cpu));
+            let (out, value) = agent.actor_output_and_value(&obs);
+            let out_diff = (out - agent.actor_output(&obs))
+                .abs()
+                .max()
+                .double_value(&[]);
+            let value_diff = (value - agent.value(&obs)).abs().max().double_value(&[]);
+            assert!(
+                out_diff < 1e-5 && value_diff < 1e-5,
+                "{hidden:?}: {out_diff} {value_diff}"
+            );
         }
     }
 

@@ -30,6 +30,8 @@ const TORQUE_COST: f32 = 0.001_f64 as f32;
 #[derive(Clone, Debug, Default)]
 pub struct Pendulum {
     state: [f64; 2],
+    /// `sin(state[0])`, computed for the observation and reused by the next step's dynamics.
+    sin_theta: f64,
 }
 
 impl Pendulum {
@@ -43,12 +45,14 @@ impl Pendulum {
     #[doc(hidden)]
     pub fn set_state(&mut self, state: [f64; 2]) {
         self.state = state;
+        self.sin_theta = state[0].sin();
     }
 
     #[inline]
-    fn write_observation(&self, obs: &mut [f32]) {
+    fn write_observation(&mut self, obs: &mut [f32]) {
         let [theta, theta_dot] = self.state;
-        obs[..3].copy_from_slice(&[theta.cos() as f32, theta.sin() as f32, theta_dot as f32]);
+        self.sin_theta = theta.sin();
+        obs[..3].copy_from_slice(&[theta.cos() as f32, self.sin_theta as f32, theta_dot as f32]);
     }
 }
 
@@ -73,7 +77,7 @@ impl Env for Pendulum {
     }
 
     fn load_state(&mut self, state: &[f64]) -> Result<(), String> {
-        self.state = state_array(state)?;
+        self.set_state(state_array(state)?);
         Ok(())
     }
 
@@ -109,7 +113,7 @@ impl Env for Pendulum {
             + 0.1 * pow2(theta_dot)
             + f64::from(TORQUE_COST * pow2_f32(torque));
         let new_theta_dot = theta_dot
-            + (GRAVITY_COEFFICIENT * theta.sin() + f64::from(TORQUE_COEFFICIENT * torque)) * DT;
+            + (GRAVITY_COEFFICIENT * self.sin_theta + f64::from(TORQUE_COEFFICIENT * torque)) * DT;
         let new_theta_dot = new_theta_dot.clamp(-MAX_SPEED, MAX_SPEED);
         let new_theta = theta + new_theta_dot * DT;
         self.state = [new_theta, new_theta_dot];

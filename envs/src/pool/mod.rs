@@ -1031,12 +1031,12 @@ impl EnvPool {
                 self.config.task_id
             )));
         }
-        if let Some(state) = &self.async_state {
-            if state.in_flight_count > 0 {
-                return Err(Error::EnvInFlight {
-                    env_id: state.in_flight.iter().position(|&f| f).unwrap_or(0) as u32,
-                });
-            }
+        if let Some(state) = &self.async_state
+            && state.in_flight_count > 0
+        {
+            return Err(Error::EnvInFlight {
+                env_id: state.in_flight.iter().position(|&f| f).unwrap_or(0) as u32,
+            });
         }
         let st = &self.shared.state;
         for (id, env) in snapshot.envs.iter().enumerate() {
@@ -1065,13 +1065,13 @@ impl EnvPool {
             };
             return Err(Error::NotReset { operation, reset });
         }
-        if let Some(state) = &self.async_state {
-            if state.in_flight_count > 0 {
-                return Err(Error::Snapshot(format!(
-                    "{} env(s) are in flight: recv them before taking a snapshot",
-                    state.in_flight_count
-                )));
-            }
+        if let Some(state) = &self.async_state
+            && state.in_flight_count > 0
+        {
+            return Err(Error::Snapshot(format!(
+                "{} env(s) are in flight: recv them before taking a snapshot",
+                state.in_flight_count
+            )));
         }
         Ok(())
     }

@@ -110,7 +110,7 @@ impl RunningMeanStd {
                 Err(shape_error("batch", "no elements (dim 0)", batch.len()))
             };
         }
-        if batch.len() % dim != 0 {
+        if !batch.len().is_multiple_of(dim) {
             return Err(shape_error(
                 "batch",
                 format!("a multiple of dim = {dim} elements"),
@@ -182,7 +182,7 @@ impl RunningMeanStd {
     /// (CleanRL's continuous PPO clips observations to 10) and rounded to f32.
     pub fn normalize(&self, values: &mut [f32], epsilon: f64, clip: Option<f64>) -> Result<()> {
         let dim = self.dim();
-        if dim == 0 || values.len() % dim != 0 {
+        if dim == 0 || !values.len().is_multiple_of(dim) {
             return Err(shape_error(
                 "normalised values",
                 format!("a multiple of dim = {dim} elements"),

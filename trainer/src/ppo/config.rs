@@ -216,10 +216,9 @@ pub fn parse_device(name: &str) -> Result<tch::Device> {
             if let Some(index) = other
                 .strip_prefix("cuda:")
                 .and_then(|i| i.parse::<usize>().ok())
+                && index < cuda_count()
             {
-                if index < cuda_count() {
-                    return Ok(tch::Device::Cuda(index));
-                }
+                return Ok(tch::Device::Cuda(index));
             }
             if other == "cuda" || other.starts_with("cuda:") {
                 return Err(Error::Config(format!(

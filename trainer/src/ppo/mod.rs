@@ -331,8 +331,7 @@ impl Ppo {
             let obs = Tensor::from_slice(&self.next_obs)
                 .view([n as i64, d as i64])
                 .to_device(self.device);
-            let (out, value) =
-                tch::no_grad(|| (self.agent.actor_output(&obs), self.agent.value(&obs)));
+            let (out, value) = tch::no_grad(|| self.agent.actor_output_and_value(&obs));
             copy_to_host(&value, &mut self.buffer.values[row..row + n])?;
             match self.agent.action {
                 ActionKind::Categorical { n: num_actions } => {
@@ -592,10 +591,10 @@ impl Ppo {
                     approx_kl,
                 ));
             }
-            if let (Some(target), Some((.., approx_kl))) = (self.config.target_kl, &last) {
-                if approx_kl.double_value(&[]) > target {
-                    break;
-                }
+            if let (Some(target), Some((.., approx_kl))) = (self.config.target_kl, &last)
+                && approx_kl.double_value(&[]) > target
+            {
+                break;
             }
         }
         let (pg, v, h, old_kl, kl) = last.expect("at least one minibatch ran");

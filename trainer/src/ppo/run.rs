@@ -85,6 +85,7 @@ fn truncate_metrics(run: &RunDir, global_step: u64) -> Result<()> {
                 *s <= global_step
             }
             Event::Start(info) => info.global_step <= global_step,
+            Event::Rlhf(step) => step.step <= global_step,
         })
         .collect();
     let mut text = String::new();
@@ -196,7 +197,7 @@ fn drive(
         }
         sink.emit(Event::Update(event))?;
         let every = ppo.config.checkpoint_every;
-        let scheduled = every > 0 && ppo.iteration % every == 0;
+        let scheduled = every > 0 && ppo.iteration.is_multiple_of(every);
         if (scheduled || control.take_checkpoint_request()) && !ppo.is_done() {
             summary.last_checkpoint = Some(save(&ppo, &store, &mut score, &mut sink)?);
             saved_at = Some(ppo.global_step);

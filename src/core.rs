@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod doctor;
 mod logging;
+mod monitor;
 mod train;
 
 #[derive(Debug, Parser)]
@@ -24,6 +25,9 @@ enum Command {
     Train(train::TrainArgs),
     /// Run a trained policy deterministically and print its mean return.
     Eval(train::EvalArgs),
+    /// Watch a run directory's metrics in the dashboard: follows a live run, replays a
+    /// finished one.
+    Monitor(monitor::MonitorArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(&args),
         Command::Train(args) => train::run_train(&args),
         Command::Eval(args) => train::run_eval(&args),
+        Command::Monitor(args) => monitor::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,132 @@
+"""Bad input raises a Python exception that names the problem, and the pool stays usable: after
+the error it continues exactly as a pool that never saw the bad call."""
+
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode
+
+import hone_envs
+
+
+def twin_pools(task, num_envs=4, seed=0):
+    a = hone_envs.make(task, num_envs=num_envs, seed=seed)
+    b = hone_envs.make(task, num_envs=num_envs, seed=seed)
+    np.testing.assert_array_equal(a.reset()[0], b.reset()[0])
+    return a, b
+
+
+def assert_same_step(a, b, action):
+    for x, y in zip(a.step(action)[:4], b.step(action)[:4]):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize(
+    "actions, error, message",
+    [
+        (np.array([0, 1, 2, 0]), ValueError, r"action 2 for env 2 is out of range 0..2"),
+        (np.array([0, -1, 0, 0]), ValueError, r"action -1 for env 1 is out of range 0..2"),
+        (np.array([0, 1, 0]), ValueError, r"shape \(4,\).*got shape \(3,\)"),
+        (np.zeros((4, 2), dtype=np.int64), ValueError, r"shape \(4,\).*Discrete\(2\).*got shape \(4, 2\)"),
+        (np.zeros((2, 2), dtype=np.int64), ValueError, r"got shape \(2, 2\)"),
+        (np.int64(1), ValueError, r"got shape \(\)"),
+        (np.zeros(4, dtype=np.float32), TypeError, r"Discrete\(2\): actions must be integers, got an array of dtype float32"),
+        (["a", "b", "c", "d"], TypeError, r"must be integers, got an array of dtype <U1"),
+    ],
+)
+def test_bad_discrete_actions(actions, error, message):
+    envs, reference = twin_pools("CartPole-v1")
+    with pytest.raises(error, match=message):
+        envs.step(actions)
+    assert_same_step(envs, reference, np.array([1, 0, 1, 0]))
+    envs.close()
+    reference.close()
+
+
+@pytest.mark.parametrize(
+    "actions, error, message",
+    [
+        (np.array([[0.0], [np.nan], [0.0]], dtype=np.float32), ValueError, r"env 1 is NaN at element 0"),
+        (np.zeros((3, 2), dtype=np.float32), ValueError, r"shape \(3, 1\).*got shape \(3, 2\)"),
+        (np.array([["x"], ["y"], ["z"]]), TypeError, r"must be real numbers"),
+    ],
+)
+def test_bad_continuous_actions(actions, error, message):
+    envs, reference = twin_pools("Pendulum-v1", num_envs=3)
+    with pytest.raises(error, match=message):
+        envs.step(actions)
+    assert_same_step(envs, reference, np.full((3, 1), 0.5, dtype=np.float32))
+    envs.close()
+    reference.close()
+
+
+def test_action_array_likes_are_accepted():
+    envs, reference = twin_pools("CartPole-v1")
+    base = np.array([1, 0, 0, 1], dtype=np.int64)
+    for actions in ([1, 0, 0, 1], base.astype(np.int32), base.astype(np.uint8), np.repeat(base, 2)[::2], base.reshape(4, 1)):
+        a = envs.step(actions)
+        b = reference.step(base)
+        for x, y in zip(a[:4], b[:4]):
+            np.testing.assert_array_equal(x, y)
+    envs.close()
+    reference.close()
+    # Box spaces take any real dtype (cast to float32), and a (n,) array for shape (1,) actions.
+    envs, reference = twin_pools("MountainCarContinuous-v0", num_envs=2)
+    for actions in (np.array([[0.25], [-0.5]]), [0.25, -0.5], np.array([0.25, -0.5], dtype=np.float16)):
+        a = envs.step(actions)
+        b = reference.step(np.array([[0.25], [-0.5]], dtype=np.float32))
+        for x, y in zip(a[:4], b[:4]):
+            np.testing.assert_array_equal(x, y)
+    envs.close()
+    reference.close()
+
+
+def test_step_before_reset():
+    envs = hone_envs.make("CartPole-v1", num_envs=2)
+    with pytest.raises(RuntimeError, match=r"step\(\) before any reset: call reset\(\) first"):
+        envs.step(np.zeros(2, dtype=np.int64))
+    envs.reset()
+    envs.step(np.zeros(2, dtype=np.int64))
+    envs.close()
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(task_id="CartPole-v9", num_envs=2), ValueError, r"unknown task id `CartPole-v9`; known ids: Acrobot-v1, CartPole-v1"),
+        (dict(task_id="CartPole-v1", num_envs=0), ValueError, r"num_envs = 0, must be at least 1"),
+        (dict(task_id="CartPole-v1", num_envs=2.5), TypeError, r"num_envs must be an int"),
+        (dict(task_id="CartPole-v1", num_envs=4, batch_size=5), ValueError, r"batch_size = 5, must be in 1..=4"),
+        (dict(task_id="CartPole-v1", num_envs=4, num_threads=-1), ValueError, r"num_threads = -1, must be at least 0"),
+        (dict(task_id="CartPole-v1", num_envs=4, seed=-3), ValueError, r"seed = -3, must be in 0..2\*\*64"),
+        (dict(task_id="CartPole-v1", num_envs=4, seed=2**64), ValueError, r"seed = 18446744073709551616"),
+        (dict(task_id="CartPole-v1", num_envs=4, seed=1.5), TypeError, r"seed must be an int"),
+        (dict(task_id="CartPole-v1", num_envs=4, max_episode_steps=0), ValueError, r"max_episode_steps = 0, must be at least 1"),
+        (dict(task_id="CartPole-v1", num_envs=4, autoreset_mode="later"), ValueError, r"autoreset_mode = 'later'"),
+        (dict(task_id="CartPole-v1", num_envs=4, autoreset_mode=AutoresetMode.DISABLED), ValueError, r"DISABLED is not supported"),
+    ],
+)
+def test_bad_configs(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        hone_envs.make(**kwargs)
+
+
+def test_reset_rejects_what_it_cannot_do():
+    envs = hone_envs.make("CartPole-v1", num_envs=2)
+    with pytest.raises(ValueError, match=r"reset_mask"):
+        envs.reset(options={"reset_mask": np.array([True, False])})
+    with pytest.raises(ValueError, match=r"unsupported reset options \['foo'\]"):
+        envs.reset(options={"foo": 1})
+    with pytest.raises(ValueError, match=r"seed = -1"):
+        envs.reset(seed=-1)
+    with pytest.raises(ValueError, match=r"2 seeds for 2 envs|got 3 seeds for 2 envs"):
+        envs.reset(seed=[1, 2, 3])
+    obs, _ = envs.reset(options={})
+    assert obs.shape == (2, 4)
+    envs.close()
+
+
+def test_sync_pool_rejects_async_only_misuse_with_clear_messages():
+    envs = hone_envs.make("CartPole-v1", num_envs=3)
+    with pytest.raises(RuntimeError, match=r"recv with nothing in flight: send actions first"):
+        envs.recv()
+    envs.close()

@@ -1,0 +1,94 @@
+//! `hone`: checks that the libtorch `hone-core` was built against is still in place, then
+//! replaces itself with `hone-core` (same arguments, same process).
+//!
+//! `hone-core` links libtorch, so when libtorch is gone (a cleared cache, a binary copied to
+//! another machine) the dynamic loader refuses to start it with a message that says nothing
+//! about the fix. This launcher links no libtorch and can explain.
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// The program's file name; it sits next to this launcher.
+const CORE: &str = "hone-core";
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let libtorch = option_env!("HONE_LIBTORCH_LIB").map(Path::new);
+    let needed = option_env!("HONE_LIBTORCH_NEEDED").unwrap_or_default();
+    if let Some(lib) = libtorch
+        && let Err(message) = check_libtorch(lib, needed.split(':').filter(|n| !n.is_empty()))
+    {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
+    let core = match core_path() {
+        Ok(core) => core,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    // `exec` only returns on failure.
+    let err = Command::new(&core).arg0("hone").args(args).exec();
+    eprintln!("error: cannot start {}: {err}", core.display());
+    ExitCode::from(2)
+}
+
+fn core_path() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot find where this hone binary lives: {e}"))?;
+    let core = exe.with_file_name(CORE);
+    if core.is_file() {
+        Ok(core)
+    } else {
+        Err(format!(
+            "{CORE} is missing next to {}: hone is two binaries, `hone` and `{CORE}`, that \
+             live in one folder; build both with `cargo build --release` (or install both)",
+            exe.display()
+        ))
+    }
+}
+
+/// Every library in `needed` must be in `lib`, the folder hone-core's rpath names, or in a folder
+/// of `LD_LIBRARY_PATH` (which the loader searches first).
+fn check_libtorch<'a>(lib: &Path, needed: impl Iterator<Item = &'a str>) -> Result<(), String> {
+    let mut folders: Vec<PathBuf> = std::env::var_os("LD_LIBRARY_PATH")
+        .map(|paths| std::env::split_paths(&paths).collect())
+        .unwrap_or_default();
+    folders.push(lib.to_path_buf());
+    let missing: Vec<&str> = needed
+        .filter(|name| !folders.iter().any(|folder| folder.join(name).is_file()))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "libtorch is not where hone was built against it: {} missing from {}.\n\
+         The libtorch cache was removed or moved. Fix: run `bash scripts/setup.sh` in the hone \
+         checkout (it installs libtorch 2.11.0 into $HONE_CACHE, default ~/.cache/hone), then \
+         rebuild with `cargo build --release`. Or set LD_LIBRARY_PATH to the lib folder of a \
+         libtorch 2.11.0.",
+        missing.join(", "),
+        lib.display()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_library_is_named_with_the_fix() {
+        let dir = std::env::temp_dir().join(format!("hone-launcher-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("libc10.so"), b"").unwrap();
+        let err = check_libtorch(&dir, ["libtorch_cpu.so", "libc10.so"].into_iter()).unwrap_err();
+        assert!(err.contains("libtorch_cpu.so missing from"), "{err}");
+        assert!(!err.contains("libc10.so"), "{err}");
+        assert!(err.contains("scripts/setup.sh"), "{err}");
+        assert!(check_libtorch(&dir, ["libc10.so"].into_iter()).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
