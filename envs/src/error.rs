@@ -9,6 +9,8 @@ pub enum Error {
     UnknownTask { id: String, known: Vec<String> },
     #[error("task id `{0}` is already registered")]
     DuplicateTask(String),
+    #[error("task `{task_id}` cannot be made: {reason}")]
+    TaskUnavailable { task_id: String, reason: String },
     #[error("invalid pool config: {0}")]
     InvalidConfig(String),
     #[error("expected {expected} action values ({rows} rows of {per_row}), got {got}")]

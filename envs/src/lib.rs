@@ -5,6 +5,8 @@ pub mod bench;
 pub mod classic;
 pub mod env;
 pub mod error;
+#[cfg(feature = "mujoco")]
+pub mod mujoco;
 pub mod pool;
 pub mod registry;
 pub mod rng;

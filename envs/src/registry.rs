@@ -32,7 +32,7 @@ use crate::env::Env;
 use crate::error::{Error, Result};
 use crate::pool::{EnvPool, PoolConfig};
 
-type PoolBuilder = dyn Fn(PoolConfig, u32) -> Result<EnvPool> + Send + Sync;
+pub(crate) type PoolBuilder = dyn Fn(PoolConfig, u32) -> Result<EnvPool> + Send + Sync;
 
 #[derive(Clone)]
 struct Task {
@@ -61,6 +61,20 @@ pub const BUILTIN_TASKS: [(&str, u32); 5] = [
     ("MountainCar-v0", 200),
     ("MountainCarContinuous-v0", 999),
     ("Pendulum-v1", 200),
+];
+
+/// The tasks of the `mujoco` feature, so a build without it can say why they are missing.
+pub const MUJOCO_TASK_IDS: [&str; 10] = [
+    "Ant-v5",
+    "HalfCheetah-v5",
+    "Hopper-v5",
+    "Walker2d-v5",
+    "Humanoid-v5",
+    "Swimmer-v5",
+    "Reacher-v5",
+    "Pusher-v5",
+    "InvertedPendulum-v5",
+    "InvertedDoublePendulum-v5",
 ];
 
 impl Registry {
@@ -94,6 +108,12 @@ impl Registry {
             registered.iter().all(Result::is_ok),
             "built-in ids are distinct"
         );
+        // Tasks behind cargo features register here (their ids are distinct from the above).
+        #[cfg(feature = "mujoco")]
+        {
+            let registered = crate::mujoco::register_tasks(&mut registry);
+            debug_assert!(registered.is_ok(), "{registered:?}");
+        }
         registry
     }
 
@@ -104,6 +124,23 @@ impl Registry {
         E: Env + 'static,
         F: Fn() -> E + Send + Sync + 'static,
     {
+        self.register_builder(
+            id,
+            max_episode_steps,
+            Arc::new(move |config: PoolConfig, max_episode_steps: u32| {
+                EnvPool::from_factory(config, max_episode_steps, &factory)
+            }),
+        )
+    }
+
+    /// Registers `id` with a pool builder that may fail, for envs that need something loaded
+    /// first (a MuJoCo model): `build(config, max_episode_steps)` makes the pool.
+    pub(crate) fn register_builder(
+        &mut self,
+        id: &str,
+        max_episode_steps: u32,
+        build: Arc<PoolBuilder>,
+    ) -> Result<()> {
         if self.tasks.contains_key(id) {
             return Err(Error::DuplicateTask(id.to_owned()));
         }
@@ -112,10 +149,6 @@ impl Registry {
                 "task `{id}`: max_episode_steps = 0, must be at least 1"
             )));
         }
-        let build: Arc<PoolBuilder> =
-            Arc::new(move |config: PoolConfig, max_episode_steps: u32| {
-                EnvPool::from_factory(config, max_episode_steps, &factory)
-            });
         self.tasks.insert(
             id.to_owned(),
             Task {
@@ -143,7 +176,19 @@ impl Registry {
     }
 
     fn task(&self, id: &str) -> Result<&Task> {
-        self.tasks.get(id).ok_or_else(|| Error::UnknownTask {
+        if let Some(task) = self.tasks.get(id) {
+            return Ok(task);
+        }
+        if !cfg!(feature = "mujoco") && MUJOCO_TASK_IDS.contains(&id) {
+            return Err(Error::TaskUnavailable {
+                task_id: id.to_owned(),
+                reason: "hone-envs was built without its `mujoco` cargo feature (build hone \
+                         with `cargo build --release --features mujoco` after \
+                         `scripts/setup.sh`)"
+                    .to_owned(),
+            });
+        }
+        Err(Error::UnknownTask {
             id: id.to_owned(),
             known: self.ids(),
         })
@@ -192,4 +237,23 @@ pub(crate) fn make_pool(config: PoolConfig) -> Result<EnvPool> {
         .task(&config.task_id)?
         .clone();
     (task.build)(config, task.max_episode_steps)
+}
+
+// With the feature the ids are registered (mujoco::tests checks the list against them).
+#[cfg(all(test, not(feature = "mujoco")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mujoco_id_names_the_missing_feature_in_a_build_without_it() {
+        let registry = Registry::with_builtins();
+        let error = registry.max_episode_steps("HalfCheetah-v5").unwrap_err();
+        assert!(
+            matches!(&error, Error::TaskUnavailable { task_id, reason }
+                if task_id == "HalfCheetah-v5" && reason.contains("--features mujoco")),
+            "{error}"
+        );
+        let unknown = registry.max_episode_steps("HalfCheetah-v9").unwrap_err();
+        assert!(matches!(unknown, Error::UnknownTask { .. }), "{unknown}");
+    }
 }

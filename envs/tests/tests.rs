@@ -1,5 +1,7 @@
 //! hone-envs integration tests (one test binary; one module per area).
 
 mod conformance;
+#[cfg(feature = "mujoco")]
+mod mujoco;
 mod pool;
 mod snapshot;
