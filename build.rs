@@ -10,8 +10,15 @@
 // hone-envs reports as DEP_MUJOCO_LIB_DIR (its own rpath reaches only its own binaries).
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    // Absolute paths of the libraries hone-core finds through its rpath, for the launcher to check.
+    let mut needed: Vec<std::path::PathBuf> = Vec::new();
     if let Ok(dir) = std::env::var("DEP_MUJOCO_LIB_DIR") {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
+        let libraries = std::fs::read_dir(&dir).into_iter().flatten().flatten();
+        needed.extend(libraries.map(|entry| entry.path()).filter(|path| {
+            path.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("libmujoco.so"))
+        }));
     }
     // torch-sys declares `links = "tch"` and reports its lib folder as `libtorch_lib`.
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
@@ -21,11 +28,13 @@ fn main() {
     // The rpath goes to every target (the launcher needs no libtorch, so it never uses it; the
     // test harness of hone-core's own code does).
     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
-    let mut needed = vec!["libtorch_cpu.so", "libc10.so"];
-    if std::path::Path::new(&lib).join("libtorch_cuda.so").exists() {
+    let lib = std::path::Path::new(&lib);
+    needed.extend([lib.join("libtorch_cpu.so"), lib.join("libc10.so")]);
+    if lib.join("libtorch_cuda.so").exists() {
         println!("cargo:rustc-link-arg-bin=hone-core=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
-        needed.push("libtorch_cuda.so");
+        needed.push(lib.join("libtorch_cuda.so"));
     }
-    println!("cargo:rustc-env=HONE_LIBTORCH_LIB={lib}");
-    println!("cargo:rustc-env=HONE_LIBTORCH_NEEDED={}", needed.join(":"));
+    let needed: Vec<String> = needed.iter().map(|p| p.display().to_string()).collect();
+    // Separated by a literal `\\n` (an env value holds no newline).
+    println!("cargo:rustc-env=HONE_CORE_LIBRARIES={}", needed.join("\\n"));
 }

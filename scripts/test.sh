@@ -13,5 +13,10 @@ step "cargo clippy (release, all targets, warnings are errors)"
 cargo clippy --release --workspace --all-targets --quiet -- -D warnings
 step "cargo test (release)"
 cargo test --release --workspace
+# The MuJoCo environments are behind hone-envs' `mujoco` feature (a native library); lint and
+# test them too (this rebuilds hone-envs alone with the feature, about a minute).
+step "cargo clippy + test, hone-envs with the mujoco feature"
+cargo clippy --release -p hone-envs --features mujoco --all-targets --quiet -- -D warnings
+cargo test --release -p hone-envs --features mujoco
 step "pytest: the Python module hone_envs (envs/python/tests)"
 bash scripts/test_python.sh

@@ -1,4 +1,5 @@
-//! `hone`: checks that the libtorch `hone-core` was built against is still in place, then
+//! `hone`: checks that the libtorch (and MuJoCo, with the `mujoco` feature) `hone-core` was
+//! built against is still in place, then
 //! replaces itself with `hone-core` (same arguments, same process).
 //!
 //! `hone-core` links libtorch, so when libtorch is gone (a cleared cache, a binary copied to
@@ -15,11 +16,8 @@ const CORE: &str = "hone-core";
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let libtorch = option_env!("HONE_LIBTORCH_LIB").map(Path::new);
-    let needed = option_env!("HONE_LIBTORCH_NEEDED").unwrap_or_default();
-    if let Some(lib) = libtorch
-        && let Err(message) = check_libtorch(lib, needed.split(':').filter(|n| !n.is_empty()))
-    {
+    let needed = option_env!("HONE_CORE_LIBRARIES").unwrap_or_default();
+    if let Err(message) = check_libraries(needed.split("\\n").filter(|p| !p.is_empty())) {
         eprintln!("error: {message}");
         return ExitCode::from(2);
     }
@@ -51,27 +49,29 @@ fn core_path() -> Result<PathBuf, String> {
     }
 }
 
-/// Every library in `needed` must be in `lib`, the folder hone-core's rpath names, or in a folder
-/// of `LD_LIBRARY_PATH` (which the loader searches first).
-fn check_libtorch<'a>(lib: &Path, needed: impl Iterator<Item = &'a str>) -> Result<(), String> {
-    let mut folders: Vec<PathBuf> = std::env::var_os("LD_LIBRARY_PATH")
+/// Every library in `needed` (absolute paths, in the folders hone-core's rpath names) must be
+/// there, or have its file name in a folder of `LD_LIBRARY_PATH` (which the loader searches first).
+fn check_libraries<'a>(needed: impl Iterator<Item = &'a str>) -> Result<(), String> {
+    let folders: Vec<PathBuf> = std::env::var_os("LD_LIBRARY_PATH")
         .map(|paths| std::env::split_paths(&paths).collect())
         .unwrap_or_default();
-    folders.push(lib.to_path_buf());
     let missing: Vec<&str> = needed
-        .filter(|name| !folders.iter().any(|folder| folder.join(name).is_file()))
+        .filter(|path| {
+            let path = Path::new(path);
+            let elsewhere = |name| folders.iter().any(|folder| folder.join(name).is_file());
+            !path.is_file() && !path.file_name().is_some_and(elsewhere)
+        })
         .collect();
     if missing.is_empty() {
         return Ok(());
     }
     Err(format!(
-        "libtorch is not where hone was built against it: {} missing from {}.\n\
-         The libtorch cache was removed or moved. Fix: run `bash scripts/setup.sh` in the hone \
-         checkout (it installs libtorch 2.11.0 into $HONE_CACHE, default ~/.cache/hone), then \
-         rebuild with `cargo build --release`. Or set LD_LIBRARY_PATH to the lib folder of a \
-         libtorch 2.11.0.",
-        missing.join(", "),
-        lib.display()
+        "a library hone was built against is gone: {} missing.\n\
+         hone's cache was removed or moved. Fix: run `bash scripts/setup.sh` in the hone \
+         checkout (it installs libtorch 2.11.0 and MuJoCo into $HONE_CACHE, default \
+         ~/.cache/hone), then rebuild with `cargo build --release`. Or set LD_LIBRARY_PATH to \
+         the folders that hold them.",
+        missing.join(", ")
     ))
 }
 
@@ -84,11 +84,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hone-launcher-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("libc10.so"), b"").unwrap();
-        let err = check_libtorch(&dir, ["libtorch_cpu.so", "libc10.so"].into_iter()).unwrap_err();
-        assert!(err.contains("libtorch_cpu.so missing from"), "{err}");
+        let present = dir.join("libc10.so").display().to_string();
+        let absent = dir.join("libtorch_cpu.so").display().to_string();
+        let err = check_libraries([absent.as_str(), present.as_str()].into_iter()).unwrap_err();
+        assert!(err.contains(&format!("{absent} missing")), "{err}");
         assert!(!err.contains("libc10.so"), "{err}");
         assert!(err.contains("scripts/setup.sh"), "{err}");
-        assert!(check_libtorch(&dir, ["libc10.so"].into_iter()).is_ok());
+        assert!(check_libraries([present.as_str()].into_iter()).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
