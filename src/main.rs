@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod doctor;
 mod llm;
 mod logging;
+mod rlhf;
 mod train;
 
 #[derive(Debug, Parser)]
@@ -36,6 +37,9 @@ enum Command {
     Sft(llm::TrainArgs),
     /// Train a reward model (Bradley-Terry) on prompt/chosen/rejected JSONL.
     Rm(llm::TrainArgs),
+    /// An RLHF run from a TOML run file (ReMax; rule, self or reward-model rewards), or a
+    /// built-in task's data (`hone rlhf task sort|decoy`).
+    Rlhf(rlhf::RlhfArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Command::Init(args) => llm::run_init(&args),
         Command::Sft(args) => llm::run_training(&args, false),
         Command::Rm(args) => llm::run_training(&args, true),
+        Command::Rlhf(args) => rlhf::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
