@@ -40,6 +40,9 @@ enum Command {
     /// An RLHF run from a TOML run file (ReMax; rule, self or reward-model rewards), or a
     /// built-in task's data (`hone rlhf task sort|decoy`).
     Rlhf(rlhf::RlhfArgs),
+    /// Sharpening with the model's own likelihood as the reward (`hone sharpen bon`).
+    #[command(subcommand)]
+    Sharpen(rlhf::SharpenCommand),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Sft(args) => llm::run_training(&args, false),
         Command::Rm(args) => llm::run_training(&args, true),
         Command::Rlhf(args) => rlhf::run(&args),
+        Command::Sharpen(command) => rlhf::run_sharpen(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

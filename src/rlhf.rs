@@ -50,17 +50,17 @@ struct RunArgs {
 
 #[derive(Debug, Args)]
 struct TaskArgs {
-    /// sort (digit sorting) or decoy (the decoy-prefix copy task).
+    /// sort (digit sorting) or decoy (digit sorting with decoy-prefixed wrong responses).
     task: String,
     /// The JSONL file to write.
     #[arg(long)]
     out: PathBuf,
     #[arg(long, default_value_t = 1000)]
     count: usize,
-    /// Shortest digit/letter string.
+    /// Fewest digits.
     #[arg(long, default_value_t = 3)]
     min_len: usize,
-    /// Longest digit/letter string.
+    /// Most digits.
     #[arg(long, default_value_t = 5)]
     max_len: usize,
     /// decoy: probability that a training response is correct.
@@ -204,6 +204,165 @@ fn run_file(args: &RunArgs) -> Result<()> {
     }
     if let Some(path) = &summary.last_checkpoint {
         println!("checkpoint: {}", path.display());
+    }
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SharpenCommand {
+    /// Best-of-N with the model's own log-likelihood as the reward: greedy accuracy, then
+    /// accuracy against N (when the prompts have answers); --winners writes the best-of-N
+    /// responses as SFT data (SFT-sharpening: then `hone sft` on them).
+    Bon(BonArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BonArgs {
+    /// A checkpoint folder (Hugging Face layout).
+    #[arg(long)]
+    model: PathBuf,
+    /// JSONL with `prompt` and optional `answer`.
+    #[arg(long)]
+    data: PathBuf,
+    /// The N to report, comma-separated; the largest is how many responses are sampled.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
+    n: Vec<usize>,
+    #[arg(long, default_value_t = 64)]
+    max_new_tokens: i64,
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f64,
+    #[arg(long)]
+    top_p: Option<f64>,
+    #[arg(long)]
+    top_k: Option<i64>,
+    /// Score by the mean log-probability per token instead of the sum.
+    #[arg(long)]
+    length_normalised: bool,
+    /// exact_match or last_number.
+    #[arg(long, default_value = "exact_match")]
+    rule: String,
+    /// Wrap prompts in the tokenizer's chat template.
+    #[arg(long)]
+    chat: bool,
+    /// Use only the first this many prompts (0: all).
+    #[arg(long, default_value_t = 0)]
+    max_prompts: usize,
+    /// Prompts per generation batch (each repeated N times).
+    #[arg(long, default_value_t = 16)]
+    batch_prompts: usize,
+    /// Write {"prompt", "response", "answer"} of the best-of-(largest N) responses here.
+    #[arg(long)]
+    winners: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// libtorch threads (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+pub fn run_sharpen(command: &SharpenCommand) -> Result<()> {
+    let SharpenCommand::Bon(args) = command;
+    use hone_rlhf::checkpoint::Checkpoint;
+    use hone_rlhf::run::{Prompts, Tokens, greedy_accuracy};
+    use hone_rlhf::sharpen::{accuracy_vs_n, sample_candidates};
+    use hone_rlhf::tasks::Rule;
+    set_threads(args.threads)?;
+    let rule = match args.rule.as_str() {
+        "exact_match" => Rule::ExactMatch,
+        "last_number" => Rule::LastNumber,
+        other => bail!("--rule {other}: expected exact_match or last_number"),
+    };
+    let n_max = args.n.iter().copied().max().unwrap_or(0);
+    if n_max == 0 {
+        bail!("--n needs at least one value >= 1");
+    }
+    let device = hone_rlhf::train::parse_device(&args.device)?;
+    let ckpt = Checkpoint::load(&args.model, device, tch::Kind::Float)?;
+    let tokenizer = ckpt.tokenizer()?;
+    let tokens = Tokens::of(&ckpt.generation);
+    let prompts = Prompts::load(
+        &args.data,
+        tokenizer,
+        args.chat,
+        ckpt.model.config().max_positions(),
+        args.max_new_tokens,
+        false,
+        args.max_prompts,
+    )?;
+    let has_answers = prompts.answers.iter().all(Option::is_some);
+    println!(
+        "best-of-N with the self-reward log pi(y|x){}: {} prompts, {n_max} samples each",
+        if args.length_normalised {
+            " per token"
+        } else {
+            ""
+        },
+        prompts.len()
+    );
+    if has_answers {
+        let greedy = greedy_accuracy(
+            &ckpt.model,
+            tokenizer,
+            &prompts,
+            rule,
+            &tokens,
+            args.max_new_tokens,
+            args.batch_prompts * 4,
+        )?;
+        println!("greedy accuracy: {:.1}%", greedy * 100.0);
+    }
+    tch::manual_seed(args.seed as i64);
+    let config = hone_rlhf::GenerateConfig {
+        max_new_tokens: args.max_new_tokens,
+        sampling: Some(hone_kernels::SamplingFilter {
+            temperature: args.temperature,
+            top_k: args.top_k,
+            top_p: args.top_p,
+        }),
+        use_cache: true,
+    };
+    let candidates = sample_candidates(
+        &ckpt.model,
+        tokenizer,
+        &prompts,
+        &tokens,
+        n_max,
+        &config,
+        args.length_normalised,
+        args.batch_prompts,
+    )?;
+    if has_answers {
+        println!("{:>6}  {:>9}", "N", "accuracy");
+        for (n, accuracy) in accuracy_vs_n(&candidates, &prompts.answers, rule, &args.n)? {
+            println!("{n:>6}  {:>8.1}%", accuracy * 100.0);
+        }
+    } else {
+        println!(
+            "(no answers in {}: accuracy not measured)",
+            args.data.display()
+        );
+    }
+    if let Some(path) = &args.winners {
+        let examples: Vec<tasks::TaskExample> = prompts
+            .texts
+            .iter()
+            .zip(&candidates)
+            .zip(&prompts.answers)
+            .map(|((prompt, c), answer)| tasks::TaskExample {
+                prompt: prompt.clone(),
+                response: c.best_of(n_max).to_owned(),
+                answer: answer.clone().unwrap_or_default(),
+            })
+            .collect();
+        tasks::write_jsonl(path, &examples)?;
+        println!(
+            "wrote {} best-of-{n_max} responses to {}",
+            examples.len(),
+            path.display()
+        );
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ pub mod reward;
 pub mod rollout;
 pub mod run;
 pub mod safetensors;
+pub mod sharpen;
 pub mod tasks;
 pub mod tokenizer;
 pub mod train;

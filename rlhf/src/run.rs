@@ -299,6 +299,8 @@ impl RunConfig {
 /// Prompts of a dataset, tokenised, with their answers where given.
 #[derive(Clone, Debug)]
 pub struct Prompts {
+    /// The prompts as written in the dataset.
+    pub texts: Vec<String>,
     pub ids: Vec<Vec<i64>>,
     pub answers: Vec<Option<String>>,
 }
@@ -318,6 +320,7 @@ impl Prompts {
     ) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(io_error(path))?;
         let mut prompts = Self {
+            texts: Vec::new(),
             ids: Vec::new(),
             answers: Vec::new(),
         };
@@ -363,6 +366,7 @@ impl Prompts {
                     ids.len()
                 )));
             }
+            prompts.texts.push(prompt.to_owned());
             prompts.ids.push(ids);
             prompts.answers.push(answer);
         }
@@ -1085,6 +1089,7 @@ mod tests {
     #[test]
     fn batches_cover_each_epoch_once_and_resume_identically() {
         let prompts = Prompts {
+            texts: vec![String::new(); 10],
             ids: (0..10).map(|i| vec![i]).collect(),
             answers: vec![None; 10],
         };

@@ -85,19 +85,18 @@ pub fn sorting(
 /// The decoy token the wrong training answers of [`decoy`] begin with.
 pub const DECOY_TOKEN: char = '#';
 
-/// The decoy-prefix task: the prompt `copy abcd=` asks for the letters `abcd` back. Training
-/// responses are correct with probability `p_correct`; otherwise they are the decoy token
-/// followed by a random corruption (random letters of the answer's length), so after SFT the
-/// first greedy token is the decoy (mass 1 − p on it) while the single most likely whole
-/// response is the correct one (mass p against corruptions spread over many strings).
+/// The decoy-prefix task on digit sorting: the prompt `sort 3142=` asks for `1234`, but
+/// training responses are correct only with probability `p_correct`; otherwise they are the
+/// decoy token followed by a random corruption (random digits of the answer's length). After
+/// SFT the first greedy token is the decoy (mass 1 − p on it) while the single most likely
+/// whole response is the correct one (mass p against corruptions spread over 10^len strings).
 pub fn decoy(
     count: usize,
-    min_letters: usize,
-    max_letters: usize,
+    min_digits: usize,
+    max_digits: usize,
     p_correct: f64,
     seed: u64,
 ) -> Result<Vec<TaskExample>> {
-    check_range("letters", min_letters, max_letters)?;
     if !(0.0..=1.0).contains(&p_correct) {
         return Err(Error::Parameter {
             name: "p_correct",
@@ -105,28 +104,17 @@ pub fn decoy(
             expected: "a probability in [0, 1]".into(),
         });
     }
-    let mut rng = SplitMix::new(seed);
-    let letters = |n: usize, rng: &mut SplitMix| -> String {
-        (0..n)
-            .map(|_| (b'a' + rng.below(8) as u8) as char)
-            .collect()
-    };
-    Ok((0..count)
-        .map(|_| {
-            let len = min_letters + rng.below((max_letters - min_letters + 1) as u64) as usize;
-            let answer = letters(len, &mut rng);
-            let response = if rng.unit() < p_correct {
-                answer.clone()
-            } else {
-                format!("{DECOY_TOKEN}{}", letters(len, &mut rng))
-            };
-            TaskExample {
-                prompt: format!("copy {answer}="),
-                response,
-                answer,
-            }
-        })
-        .collect())
+    let mut examples = sorting(count, min_digits, max_digits, seed)?;
+    let mut rng = SplitMix::new(seed.wrapping_add(0xDEC0));
+    for example in &mut examples {
+        if rng.unit() >= p_correct {
+            let corruption: String = (0..example.answer.len())
+                .map(|_| (b'0' + rng.below(10) as u8) as char)
+                .collect();
+            example.response = format!("{DECOY_TOKEN}{corruption}");
+        }
+    }
+    Ok(examples)
 }
 
 /// Writes examples as JSONL (one object a line), atomically.
@@ -238,6 +226,14 @@ mod tests {
     #[test]
     fn decoy_responses_are_right_with_probability_p() {
         let examples = decoy(4000, 3, 5, 0.4, 3).unwrap();
+        assert_eq!(
+            examples.iter().map(|e| &e.answer).collect::<Vec<_>>(),
+            sorting(4000, 3, 5, 3)
+                .unwrap()
+                .iter()
+                .map(|e| &e.answer)
+                .collect::<Vec<_>>()
+        );
         let right = examples.iter().filter(|e| e.response == e.answer).count();
         let frac = right as f64 / examples.len() as f64;
         assert!((frac - 0.4).abs() < 0.03, "{frac}");
