@@ -3,6 +3,7 @@
 mod cli;
 mod doctor;
 mod llm;
+mod rlhf;
 mod train;
 
 use std::process::{Command, Output};
