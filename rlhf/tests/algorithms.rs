@@ -315,3 +315,106 @@ fn best_of_n_with_the_self_reward_beats_one_sample() {
     assert!(acc[2].1 >= acc[0].1 + 0.15, "{acc:?}");
     assert!(acc[1].1 >= acc[0].1, "{acc:?}");
 }
+
+/// The decoy task after SFT: greedy decoding starts with the decoy token (wrong), while the
+/// model's single most likely answer is right.
+fn decoy_setup() -> &'static (PathBuf, PathBuf, PathBuf) {
+    static SETUP: OnceLock<(PathBuf, PathBuf, PathBuf)> = OnceLock::new();
+    SETUP.get_or_init(|| {
+        let dir = temp_dir("decoy");
+        let train = dir.join("train.jsonl");
+        let eval = dir.join("eval.jsonl");
+        tasks::write_jsonl(&train, &tasks::decoy(4000, 3, 5, 0.4, 1).unwrap()).unwrap();
+        tasks::write_jsonl(&eval, &tasks::decoy(100, 3, 5, 0.4, 2).unwrap()).unwrap();
+        let init = dir.join("init");
+        create_random_checkpoint(
+            &InitSpec {
+                max_positions: 64,
+                ..InitSpec::default()
+            },
+            &init,
+        )
+        .unwrap();
+        let config = TrainConfig {
+            model: init,
+            data: train.clone(),
+            learning_rate: 3e-3,
+            batch_size: 32,
+            epochs: 8,
+            max_steps: 800,
+            max_length: 32,
+            device: "cpu".into(),
+            ..TrainConfig::default()
+        };
+        let run = RunDir::create(&dir.join("sft")).unwrap();
+        let sft = run_sft(&run, &config, &mut |_| {})
+            .unwrap()
+            .last_checkpoint
+            .unwrap();
+        (dir, sft, train)
+    })
+}
+
+/// Inference-time sharpening and RLHF-sharpening (ReMax with the base model's log-likelihood
+/// as the reward) both beat greedy decoding on the decoy task. Full figures: the closing note.
+#[test]
+fn sharpening_beats_greedy_on_the_decoy_task() {
+    use hone_rlhf::run::{Prompts, Tokens};
+    use hone_rlhf::sharpen::{accuracy_vs_n, sample_candidates};
+    let (dir, sft, train) = decoy_setup();
+    let eval = dir.join("eval.jsonl");
+    let _lock = sampling_lock();
+    let ckpt = Checkpoint::load(sft, Device::Cpu, Kind::Float).unwrap();
+    let tok = ckpt.tokenizer().unwrap();
+    let prompts = Prompts::load(&eval, tok, false, 64, 8, true, 0).unwrap();
+    let tokens = Tokens::of(&ckpt.generation);
+    tch::manual_seed(7);
+    let config = GenerateConfig {
+        max_new_tokens: 8,
+        sampling: Some(Default::default()),
+        use_cache: true,
+    };
+    let candidates =
+        sample_candidates(&ckpt.model, tok, &prompts, &tokens, 16, &config, false, 25).unwrap();
+    let bon = accuracy_vs_n(&candidates, &prompts.answers, Rule::ExactMatch, &[1, 16]).unwrap();
+
+    let mut config = RunConfig {
+        policy: sft.clone(),
+        data: train.clone(),
+        steps: 20,
+        prompts_per_step: 64,
+        learning_rate: 3e-4,
+        device: "cpu".into(),
+        ..RunConfig::default()
+    };
+    config.generation.max_new_tokens = 8;
+    config.generation.top_p = None;
+    config.reward.kind = RewardKind::SelfReward;
+    config.remax.kl_coef = 0.05;
+    config.eval.data = Some(eval);
+    let summary = run_rlhf(
+        &RunDir::create(&dir.join("rl-sharpen")).unwrap(),
+        &config,
+        false,
+        None,
+        &mut |_| {},
+    )
+    .unwrap();
+    let (greedy, after) = (
+        summary.initial_accuracy.unwrap(),
+        summary.final_accuracy.unwrap(),
+    );
+    eprintln!("decoy: greedy {greedy:.3}, best-of-N {bon:?}, RLHF-sharpened greedy {after:.3}");
+    assert!(
+        greedy < 0.15,
+        "greedy decoding should fall for the decoy: {greedy}"
+    );
+    assert!(
+        bon[1].1 >= greedy + 0.4,
+        "best-of-16 {bon:?} vs greedy {greedy}"
+    );
+    assert!(
+        after >= greedy + 0.4,
+        "RLHF-sharpening: {greedy} -> {after}"
+    );
+}
