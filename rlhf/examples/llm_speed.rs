@@ -2,7 +2,11 @@
 //! prefill tokens/s, greedy generation tokens/s at batch 1 and 8 with and without the KV
 //! cache, and one SFT step (forward, backward, clipping, Adam) at batch 8 x 256 tokens.
 //!
-//!     cargo run --release -p hone-rlhf --example llm_speed -- <checkpoint_dir> [threads]
+//!     cargo run --release -p hone-rlhf --example llm_speed -- <checkpoint_dir> [threads] [sft]
+//!
+//! With `sft` as the third argument only the SFT step is measured; with `gen8` only cached
+//! generation at batch 8, `GEN8_RUNS` runs whose seconds are all printed (for interleaving
+//! with transformers on a shared machine, where the fastest run is the least disturbed).
 //!
 //! Prints one JSON object per measurement (the shell script builds the table from them).
 
@@ -15,15 +19,18 @@ use tch::{Device, Kind, Tensor};
 
 const PROMPT: i64 = 64;
 const NEW_TOKENS: i64 = 32;
+const GEN8_RUNS: usize = 4;
 
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
 }
 
-/// Median seconds of `runs` calls after one warm-up call.
-fn time(runs: usize, mut f: impl FnMut()) -> f64 {
-    f();
+/// Median seconds of `runs` calls, after one warm-up call when `warm_up`.
+fn time(runs: usize, warm_up: bool, mut f: impl FnMut()) -> f64 {
+    if warm_up {
+        f();
+    }
     median(
         (0..runs)
             .map(|_| {
@@ -51,10 +58,33 @@ fn main() -> hone_rlhf::Result<()> {
     let ckpt = Checkpoint::load(&dir, Device::Cpu, Kind::Float)?;
     let model = &ckpt.model;
     let vocab = model.config().vocab_size();
-    for batch in [1i64, 8] {
+    let only_sft = args.get(3).is_some_and(|a| a == "sft");
+    if args.get(3).is_some_and(|a| a == "gen8") {
+        let ids = tokens(8, PROMPT, vocab);
+        let mask = ids.ones_like();
+        let config = GenerateConfig {
+            max_new_tokens: NEW_TOKENS,
+            sampling: None,
+            use_cache: true,
+        };
+        let run = || {
+            let t = Instant::now();
+            generate(model, &ids, &mask, &[], 0, &config).unwrap();
+            t.elapsed().as_secs_f64()
+        };
+        run();
+        let seconds: Vec<String> = (0..GEN8_RUNS).map(|_| format!("{:.3}", run())).collect();
+        println!(
+            "{{\"what\": \"gen8\", \"tokens\": {}, \"seconds\": [{}]}}",
+            8 * NEW_TOKENS,
+            seconds.join(", ")
+        );
+        return Ok(());
+    }
+    for batch in [1i64, 8].into_iter().filter(|_| !only_sft) {
         let ids = tokens(batch, PROMPT, vocab);
         let mask = ids.ones_like();
-        let seconds = time(3, || {
+        let seconds = time(3, true, || {
             tch::no_grad(|| {
                 let h = model.forward_hidden(&ids, &mask, None).unwrap();
                 let _ = model.logits(&h.select(1, PROMPT - 1)).unwrap();
@@ -70,7 +100,8 @@ fn main() -> hone_rlhf::Result<()> {
                 sampling: None,
                 use_cache,
             };
-            let seconds = time(2, || {
+            // Without the cache a run takes long enough on its own (no warm-up, one run).
+            let seconds = time(if use_cache { 3 } else { 1 }, use_cache, || {
                 generate(model, &ids, &mask, &[], 0, &config).unwrap();
             });
             println!(
@@ -86,7 +117,7 @@ fn main() -> hone_rlhf::Result<()> {
     model.set_parameters(views, "speed test")?;
     let ids = tokens(8, 256, vocab);
     let mask = ids.ones_like();
-    let seconds = time(2, || {
+    let seconds = time(2, true, || {
         let loss = sft_loss(&model, &ids, &mask, &mask).unwrap();
         optimiser.step(&loss).unwrap();
     });

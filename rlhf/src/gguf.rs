@@ -783,4 +783,87 @@ mod tests {
         );
         assert!(hf_name("blk.x.attn_q.weight").is_none());
     }
+
+    fn gguf_string(out: &mut Vec<u8>, s: &str) {
+        out.extend((s.len() as u64).to_le_bytes());
+        out.extend(s.as_bytes());
+    }
+
+    /// A GGUF v3 file: string metadata, then 1-D tensors `(name, type id, elements)` whose data
+    /// (zeros, `data_bytes` of it) follows the 32-byte-aligned header.
+    fn gguf_bytes(
+        version: u32,
+        metadata: &[(&str, &str)],
+        tensors: &[(&str, u32, u64)],
+        data_bytes: usize,
+    ) -> Vec<u8> {
+        let mut out = b"GGUF".to_vec();
+        out.extend(version.to_le_bytes());
+        out.extend((tensors.len() as u64).to_le_bytes());
+        out.extend((metadata.len() as u64).to_le_bytes());
+        for (key, value) in metadata {
+            gguf_string(&mut out, key);
+            out.extend(8u32.to_le_bytes());
+            gguf_string(&mut out, value);
+        }
+        for (name, kind, numel) in tensors {
+            gguf_string(&mut out, name);
+            out.extend(1u32.to_le_bytes());
+            out.extend(numel.to_le_bytes());
+            out.extend(kind.to_le_bytes());
+            out.extend(0u64.to_le_bytes());
+        }
+        out.resize(out.len().div_ceil(32) * 32 + data_bytes, 0);
+        out
+    }
+
+    #[test]
+    fn malformed_files_name_the_problem() {
+        let dir = std::env::temp_dir().join(format!("hone-gguf-errors-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.gguf");
+        let read = |bytes: &[u8]| {
+            std::fs::write(&path, bytes).unwrap();
+            GgufFile::read(&path)
+        };
+        let err = |bytes: &[u8]| read(bytes).err().unwrap().to_string();
+
+        let e = err(b"GGML\x03\0\0\0");
+        assert!(e.contains("m.gguf") && e.contains("no GGUF magic"), "{e}");
+        let e = err(&gguf_bytes(1, &[], &[], 0));
+        assert!(e.contains("GGUF version 1"), "{e}");
+        let whole = gguf_bytes(3, &[("general.architecture", "llama")], &[], 0);
+        let e = err(&whole[..30]);
+        assert!(e.contains("truncated"), "{e}");
+        let e = err(&gguf_bytes(3, &[], &[("blk.0.attn_q.weight", 12, 256)], 0));
+        assert!(
+            e.contains("blk.0.attn_q.weight") && e.contains("GGML type 12 is not supported"),
+            "{e}"
+        );
+
+        let file = read(&gguf_bytes(3, &[("general.architecture", "gpt2")], &[], 0)).unwrap();
+        let e = llama_config(&file).err().unwrap().to_string();
+        assert!(
+            e.contains("general.architecture") && e.contains("\"gpt2\" is not supported"),
+            "{e}"
+        );
+        let file = read(&gguf_bytes(3, &[("general.architecture", "llama")], &[], 0)).unwrap();
+        let e = llama_config(&file).err().unwrap().to_string();
+        assert!(
+            e.contains("llama.embedding_length") && e.contains("missing"),
+            "{e}"
+        );
+
+        // 64 Q8_0 elements need two 34-byte blocks; the file holds one.
+        let file = read(&gguf_bytes(3, &[], &[("output.weight", 8, 64)], 34)).unwrap();
+        let e = file.dequantize(&file.tensors[0]).err().unwrap().to_string();
+        assert!(
+            e.contains("output.weight") && e.contains("beyond the file"),
+            "{e}"
+        );
+        let file = read(&gguf_bytes(3, &[], &[("output.weight", 8, 40)], 68)).unwrap();
+        let e = file.dequantize(&file.tensors[0]).err().unwrap().to_string();
+        assert!(e.contains("not a whole number of 32-element blocks"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

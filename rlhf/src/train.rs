@@ -6,8 +6,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use hone_trainer::optim::{Adam, clip_grad_norm};
-use hone_trainer::params::{FlatParams, ParamInit};
 use hone_trainer::run_dir::{CheckpointStore, RunDir};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
@@ -219,16 +217,22 @@ fn shuffled(n: usize, seed: u64) -> Vec<usize> {
     order
 }
 
-/// The parameters as views into one flat f32 buffer, with Adam and gradient clipping.
+/// Adam (as `torch.optim.Adam`, no weight decay) and gradient-norm clipping over separate
+/// leaf tensors. Not the trainer's flat buffer: autograd's backward of each view into a flat
+/// leaf materialises a zero tensor of the whole buffer, which for an LLM's few hundred
+/// parameters of 10^8 elements costs far more than the model itself.
 pub struct Optimiser {
-    params: FlatParams,
-    adam: Adam,
+    params: Vec<Tensor>,
+    exp_avg: Vec<Tensor>,
+    exp_avg_sq: Vec<Tensor>,
+    steps: i32,
     learning_rate: f64,
+    eps: f64,
     max_grad_norm: f64,
 }
 
 impl Optimiser {
-    /// Returns the optimiser and the views to install in the model, by name.
+    /// Returns the optimiser and the leaf tensors to install in the model, by name.
     pub fn new(
         named: Vec<(String, Tensor)>,
         device: Device,
@@ -236,51 +240,95 @@ impl Optimiser {
         eps: f64,
         max_grad_norm: f64,
     ) -> Result<(Self, HashMap<String, Tensor>)> {
-        for (name, t) in &named {
+        let mut params = Vec::with_capacity(named.len());
+        let mut leaves = HashMap::with_capacity(named.len());
+        for (name, t) in named {
             if t.kind() != Kind::Float {
                 return Err(Error::Tensor {
                     source_name: "training".into(),
-                    tensor: name.clone(),
+                    tensor: name,
                     message: format!("is {:?}; training runs in f32", t.kind()),
                 });
             }
+            let source = t.f_detach()?.f_to_device(device)?;
+            let mut leaf = source.f_empty_like()?;
+            leaf.f_copy_(&source)?;
+            let leaf = leaf.set_requires_grad(true);
+            params.push(leaf.shallow_clone());
+            leaves.insert(name, leaf);
         }
-        let names: Vec<String> = named.iter().map(|(n, _)| n.clone()).collect();
-        let inits = named
-            .into_iter()
-            .map(|(name, value)| ParamInit {
-                name,
-                value: value.detach(),
-            })
-            .collect();
-        let params = FlatParams::new(inits, device);
-        let views = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.clone(), params.get(i).shallow_clone()))
-            .collect();
-        let adam = Adam::new(&params, eps);
+        let zeros = |p: &Tensor| p.zeros_like();
+        let exp_avg = params.iter().map(zeros).collect();
+        let exp_avg_sq = params.iter().map(zeros).collect();
         Ok((
             Self {
                 params,
-                adam,
+                exp_avg,
+                exp_avg_sq,
+                steps: 0,
                 learning_rate,
+                eps,
                 max_grad_norm,
             },
-            views,
+            leaves,
         ))
     }
 
     /// Backward of `loss`, clipping, one Adam step; returns the gradient norm before clipping.
     pub fn step(&mut self, loss: &Tensor) -> Result<f64> {
-        self.params.zero_grad();
-        loss.f_backward()?;
-        let norm = clip_grad_norm(&self.params, self.max_grad_norm).f_double_value(&[])?;
-        if !norm.is_finite() {
-            return Err(Error::Diverged(format!("gradient norm is {norm}")));
+        for p in &self.params {
+            let mut grad = p.grad();
+            if grad.defined() {
+                let _ = grad.f_zero_()?;
+            }
         }
-        self.adam.step(&mut self.params, self.learning_rate);
-        Ok(norm)
+        loss.f_backward()?;
+        tch::no_grad(|| -> Result<f64> {
+            let grads: Vec<Tensor> = self
+                .params
+                .iter()
+                .map(|p| {
+                    let g = p.grad();
+                    if g.defined() { g } else { p.zeros_like() }
+                })
+                .collect();
+            let mut squares = Tensor::f_zeros([], (Kind::Float, self.params[0].device()))?;
+            for g in &grads {
+                squares = squares.f_add(&g.f_square()?.f_sum(Kind::Float)?)?;
+            }
+            let norm = squares.f_sqrt()?.f_double_value(&[])?;
+            if !norm.is_finite() {
+                return Err(Error::Diverged(format!("gradient norm is {norm}")));
+            }
+            let clip = (self.max_grad_norm / (norm + 1e-6)).min(1.0);
+            self.steps += 1;
+            let (b1, b2) = (0.9f64, 0.999f64);
+            let bias1 = 1.0 - b1.powi(self.steps);
+            let bias2 = 1.0 - b2.powi(self.steps);
+            for (((p, g), m), v) in self
+                .params
+                .iter()
+                .zip(&grads)
+                .zip(&mut self.exp_avg)
+                .zip(&mut self.exp_avg_sq)
+            {
+                let g = if clip < 1.0 {
+                    g.f_mul_scalar(clip)?
+                } else {
+                    g.shallow_clone()
+                };
+                let _ = m.f_lerp_(&g, 1.0 - b1)?;
+                let _ = v.f_mul_scalar_(b2)?;
+                let _ = v.f_add_(&g.f_square()?.f_mul_scalar(1.0 - b2)?)?;
+                let denom = v
+                    .f_sqrt()?
+                    .f_div_scalar(bias2.sqrt())?
+                    .f_add_scalar(self.eps)?;
+                let update = m.f_div(&denom)?.f_mul_scalar(self.learning_rate / bias1)?;
+                let _ = p.shallow_clone().f_sub_(&update)?;
+            }
+            Ok(norm)
+        })
     }
 }
 
@@ -420,8 +468,25 @@ pub fn run_sft(
 }
 
 /// Mean negative log-likelihood of the target tokens (`target_mask [B, T]` = 1 at tokens the
-/// loss covers; each is predicted from the position before it).
+/// loss covers; each is predicted from the position before it). The logits are materialised
+/// (hone-kernels' fused log-softmax-gather keeps only them for backward); see
+/// [`sft_loss_low_memory`] for the variant that never holds them.
 pub fn sft_loss(
+    model: &crate::model::CausalLm,
+    input: &Tensor,
+    mask: &Tensor,
+    target_mask: &Tensor,
+) -> Result<Tensor> {
+    let t = input.size()[1];
+    let hidden = model.forward_hidden(input, mask, None)?;
+    let logits = model.logits(&hidden.f_narrow(1, 0, t - 1)?)?;
+    let logprobs = hone_kernels::token_logprobs(&logits, &input.f_narrow(1, 1, t - 1)?)?;
+    masked_nll(&logprobs, target_mask, t)
+}
+
+/// [`sft_loss`] through `token_logprobs_from_hidden`: the `[B, T, V]` logits are made chunk by
+/// chunk in forward and again in backward (one more LM-head matmul, far less memory).
+pub fn sft_loss_low_memory(
     model: &crate::model::CausalLm,
     input: &Tensor,
     mask: &Tensor,
@@ -434,6 +499,10 @@ pub fn sft_loss(
         model.lm_head_weight(),
         &input.f_narrow(1, 1, t - 1)?,
     )?;
+    masked_nll(&logprobs, target_mask, t)
+}
+
+fn masked_nll(logprobs: &Tensor, target_mask: &Tensor, t: i64) -> Result<Tensor> {
     let weights = target_mask.f_narrow(1, 1, t - 1)?.f_to_kind(Kind::Float)?;
     let count = weights.f_sum(Kind::Float)?.f_clamp_min(1.0)?;
     Ok(logprobs
@@ -586,6 +655,56 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.starts_with("d.jsonl:3:"), "{err}");
+    }
+
+    /// torch.optim.Adam after clip_grad_norm_, written out in f64 over all parameters.
+    fn reference_adam(p: &mut [f64], grads: &[Vec<f64>], lr: f64, eps: f64, max_norm: f64) {
+        let (b1, b2) = (0.9f64, 0.999f64);
+        let mut m = vec![0.0; p.len()];
+        let mut v = vec![0.0; p.len()];
+        for (t, g) in grads.iter().enumerate() {
+            let t = t as i32 + 1;
+            let norm = g.iter().map(|x| x * x).sum::<f64>().sqrt();
+            let clip = (max_norm / (norm + 1e-6)).min(1.0);
+            for i in 0..p.len() {
+                let gi = g[i] * clip;
+                m[i] = b1 * m[i] + (1.0 - b1) * gi;
+                v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
+                let denom = (v[i] / (1.0 - b2.powi(t))).sqrt() + eps;
+                p[i] -= lr / (1.0 - b1.powi(t)) * m[i] / denom;
+            }
+        }
+    }
+
+    #[test]
+    fn optimiser_matches_clipped_adam() {
+        let start = [0.5f32, -1.5, 2.0, 0.25];
+        let named = vec![
+            ("a".to_owned(), Tensor::from_slice(&start[..3])),
+            ("b".to_owned(), Tensor::from_slice(&start[3..])),
+        ];
+        let (mut opt, leaves) = Optimiser::new(named, Device::Cpu, 3e-2, 1e-8, 0.5).unwrap();
+        // The first gradient (norm ~0.39) is not clipped, the others are.
+        let grads = vec![
+            vec![0.1, -0.2, 0.3, 0.05],
+            vec![-0.5, 0.4, 1e-3, 2.0],
+            vec![2.0, 0.0, -0.7, -1.0],
+        ];
+        for g in &grads {
+            let g32: Vec<f32> = g.iter().map(|&x| x as f32).collect();
+            let loss = (&leaves["a"] * Tensor::from_slice(&g32[..3])).sum(Kind::Float)
+                + (&leaves["b"] * Tensor::from_slice(&g32[3..])).sum(Kind::Float);
+            let norm = opt.step(&loss).unwrap();
+            let want_norm = g.iter().map(|x| x * x).sum::<f64>().sqrt();
+            assert!((norm - want_norm).abs() < 1e-5);
+        }
+        let mut want: Vec<f64> = start.iter().map(|&x| x as f64).collect();
+        reference_adam(&mut want, &grads, 3e-2, 1e-8, 0.5);
+        let mut got = Vec::<f32>::try_from(leaves["a"].detach()).unwrap();
+        got.extend(Vec::<f32>::try_from(leaves["b"].detach()).unwrap());
+        for (g, w) in got.iter().zip(&want) {
+            assert!((*g as f64 - w).abs() < 1e-5, "got {got:?}, want {want:?}");
+        }
     }
 
     #[test]

@@ -28,6 +28,41 @@ struct Layer {
     gate_bias: Option<Tensor>,
     up_bias: Option<Tensor>,
     down_bias: Option<Tensor>,
+    /// `[q; k; v]` and `[gate; up]` rows in one buffer each, made when the weights are frozen
+    /// and bias-free: one matmul instead of three (two) per token. `q`..`up` are then views
+    /// into these buffers, so in-place updates of either stay in sync.
+    qkv: Option<Tensor>,
+    gate_up: Option<Tensor>,
+}
+
+impl Layer {
+    /// The fused `[q; k; v]` weight unless a part has since been made to require grad (then
+    /// the fused buffer, which does not, would cut the gradient).
+    fn frozen_qkv(&self) -> Option<&Tensor> {
+        let trained = self.q.requires_grad() || self.k.requires_grad() || self.v.requires_grad();
+        self.qkv.as_ref().filter(|_| !trained)
+    }
+
+    fn frozen_gate_up(&self) -> Option<&Tensor> {
+        let trained = self.gate.requires_grad() || self.up.requires_grad();
+        self.gate_up.as_ref().filter(|_| !trained)
+    }
+}
+
+/// Rows of `parts` in one new buffer, and views of it in the parts' places; `None` when any
+/// part requires grad (training needs the separate leaves).
+fn fuse_rows(parts: &mut [&mut Tensor]) -> Result<Option<Tensor>> {
+    if parts.iter().any(|t| t.requires_grad()) {
+        return Ok(None);
+    }
+    let fused = Tensor::f_cat(&parts.iter().map(|t| &**t).collect::<Vec<_>>(), 0)?;
+    let mut start = 0;
+    for part in parts.iter_mut() {
+        let rows = part.size()[0];
+        **part = fused.f_narrow(0, start, rows)?;
+        start += rows;
+    }
+    Ok(Some(fused))
 }
 
 #[derive(Debug)]
@@ -128,25 +163,38 @@ impl Llama {
             let gate_bias = bias("mlp.gate_proj", c.intermediate_size, c.mlp_bias)?;
             let up_bias = bias("mlp.up_proj", c.intermediate_size, c.mlp_bias)?;
             let down_bias = bias("mlp.down_proj", h, c.mlp_bias)?;
+            let mut q = w.take(&format!("{p}.self_attn.q_proj.weight"), &[q_out, h])?;
+            let mut k = w.take(&format!("{p}.self_attn.k_proj.weight"), &[kv_out, h])?;
+            let mut v = w.take(&format!("{p}.self_attn.v_proj.weight"), &[kv_out, h])?;
+            let mut gate = w.take(
+                &format!("{p}.mlp.gate_proj.weight"),
+                &[c.intermediate_size, h],
+            )?;
+            let mut up = w.take(
+                &format!("{p}.mlp.up_proj.weight"),
+                &[c.intermediate_size, h],
+            )?;
+            let qkv = match c.attention_bias {
+                false => fuse_rows(&mut [&mut q, &mut k, &mut v])?,
+                true => None,
+            };
+            let gate_up = match c.mlp_bias {
+                false => fuse_rows(&mut [&mut gate, &mut up])?,
+                true => None,
+            };
             layers.push(Layer {
                 input_norm: w.take(&format!("{p}.input_layernorm.weight"), &[h])?,
-                q: w.take(&format!("{p}.self_attn.q_proj.weight"), &[q_out, h])?,
-                k: w.take(&format!("{p}.self_attn.k_proj.weight"), &[kv_out, h])?,
-                v: w.take(&format!("{p}.self_attn.v_proj.weight"), &[kv_out, h])?,
+                q,
+                k,
+                v,
                 o: w.take(&format!("{p}.self_attn.o_proj.weight"), &[h, q_out])?,
                 q_bias,
                 k_bias,
                 v_bias,
                 o_bias,
                 post_norm: w.take(&format!("{p}.post_attention_layernorm.weight"), &[h])?,
-                gate: w.take(
-                    &format!("{p}.mlp.gate_proj.weight"),
-                    &[c.intermediate_size, h],
-                )?,
-                up: w.take(
-                    &format!("{p}.mlp.up_proj.weight"),
-                    &[c.intermediate_size, h],
-                )?,
+                gate,
+                up,
                 down: w.take(
                     &format!("{p}.mlp.down_proj.weight"),
                     &[h, c.intermediate_size],
@@ -154,6 +202,8 @@ impl Llama {
                 gate_bias,
                 up_bias,
                 down_bias,
+                qkv,
+                gate_up,
             });
             // Buffers some older checkpoints carry; recomputed from the config.
             w.discard(&format!("{p}.self_attn.rotary_emb.inv_freq"));
@@ -247,9 +297,23 @@ impl Llama {
                     .f_view([b, t, n, c.head_dim])?
                     .f_transpose(1, 2)?)
             };
-            let q = apply_rope(&heads(&l.q, &l.q_bias, c.num_attention_heads)?, &cos, &sin)?;
-            let k = apply_rope(&heads(&l.k, &l.k_bias, c.num_key_value_heads)?, &cos, &sin)?;
-            let v = heads(&l.v, &l.v_bias, c.num_key_value_heads)?;
+            let (q, k, v) = match l.frozen_qkv() {
+                Some(qkv) => {
+                    let (nh, nkv) = (c.num_attention_heads, c.num_key_value_heads);
+                    let all = linear(&hn, qkv, None)?.f_view([b, t, nh + 2 * nkv, c.head_dim])?;
+                    let part = |start: i64, n: i64| -> Result<Tensor> {
+                        Ok(all.f_narrow(2, start, n)?.f_transpose(1, 2)?)
+                    };
+                    (part(0, nh)?, part(nh, nkv)?, part(nh + nkv, nkv)?)
+                }
+                None => (
+                    heads(&l.q, &l.q_bias, c.num_attention_heads)?,
+                    heads(&l.k, &l.k_bias, c.num_key_value_heads)?,
+                    heads(&l.v, &l.v_bias, c.num_key_value_heads)?,
+                ),
+            };
+            let q = apply_rope(&q, &cos, &sin)?;
+            let k = apply_rope(&k, &cos, &sin)?;
             let (k, v) = match cache.as_deref_mut() {
                 Some(cache) => cache.append(i, &k, &v)?,
                 None => (k, v),
@@ -261,8 +325,18 @@ impl Llama {
                 .f_reshape([b, t, c.num_attention_heads * c.head_dim])?;
             x = x.f_add(&linear(&attn, &l.o, l.o_bias.as_ref())?)?;
             let hn = rms_norm(&x, &l.post_norm, c.rms_norm_eps)?;
-            let gate = linear(&hn, &l.gate, l.gate_bias.as_ref())?.f_silu()?;
-            let up = linear(&hn, &l.up, l.up_bias.as_ref())?;
+            let (gate, up) = match l.frozen_gate_up() {
+                Some(gate_up) => {
+                    let both = linear(&hn, gate_up, None)?;
+                    let n = c.intermediate_size;
+                    (both.f_narrow(-1, 0, n)?, both.f_narrow(-1, n, n)?)
+                }
+                None => (
+                    linear(&hn, &l.gate, l.gate_bias.as_ref())?,
+                    linear(&hn, &l.up, l.up_bias.as_ref())?,
+                ),
+            };
+            let gate = gate.f_silu()?;
             x = x.f_add(&linear(&gate.f_mul(&up)?, &l.down, l.down_bias.as_ref())?)?;
         }
         if let Some(cache) = cache {

@@ -394,7 +394,22 @@ impl CausalLm {
 
     /// Logits `[..., V]` of hidden states `[..., H]`.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        Ok(hidden.f_linear::<Tensor>(self.lm_head_weight(), None)?)
+        let head = self.lm_head_weight();
+        let size = hidden.size();
+        let rows: i64 = size[..size.len().saturating_sub(1)].iter().product();
+        if self.device == Device::Cpu && (2..=SMALL_HEAD_BATCH).contains(&rows) {
+            // A few rows (a decoding step): `W h^T` streams the [V, H] head once and measured
+            // 1.4-1.9x faster than `h W^T` on CPU at 8 rows (SmolLM2, V = 49152).
+            let flat = hidden.f_reshape([rows, size[size.len() - 1]])?;
+            let mut shape = size.clone();
+            *shape.last_mut().unwrap_or(&mut 0) = head.size()[0];
+            return Ok(head
+                .f_mm(&flat.f_transpose(0, 1)?)?
+                .f_transpose(0, 1)?
+                .f_contiguous()?
+                .f_view(shape.as_slice())?);
+        }
+        Ok(hidden.f_linear::<Tensor>(head, None)?)
     }
 
     /// Logits `[B, T, V]` of a whole padded batch (no cache).
@@ -403,6 +418,9 @@ impl CausalLm {
         self.logits(&hidden)
     }
 }
+
+/// Up to this many hidden rows, CPU logits are computed as `W h^T` (see [`CausalLm::logits`]).
+const SMALL_HEAD_BATCH: i64 = 16;
 
 /// `x @ w^T (+ b)`.
 pub(crate) fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
