@@ -149,8 +149,10 @@ fn run_file(args: &RunArgs) -> Result<()> {
             (run, config, true)
         }
         None => {
-            if args.config.is_none() {
-                bail!("hone rlhf needs --config <run.toml> (or --resume <run dir>)");
+            if args.config.is_none() && args.sets.is_empty() {
+                bail!(
+                    "hone rlhf needs --config <run.toml> and/or --set key=value (or --resume <run dir>)"
+                );
             }
             let config: RunConfig = hone_trainer::config::resolve(
                 &RunConfig::default(),
