@@ -8,6 +8,7 @@ mod doctor;
 mod llm;
 mod logging;
 mod monitor;
+mod rlhf;
 mod train;
 
 #[derive(Debug, Parser)]
@@ -40,6 +41,12 @@ enum Command {
     Sft(llm::TrainArgs),
     /// Train a reward model (Bradley-Terry) on prompt/chosen/rejected JSONL.
     Rm(llm::TrainArgs),
+    /// An RLHF run from a TOML run file (ReMax; rule, self or reward-model rewards), or a
+    /// built-in task's data (`hone rlhf task sort|decoy`).
+    Rlhf(rlhf::RlhfArgs),
+    /// Sharpening with the model's own likelihood as the reward (`hone sharpen bon`).
+    #[command(subcommand)]
+    Sharpen(rlhf::SharpenCommand),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +62,8 @@ fn main() -> ExitCode {
         Command::Init(args) => llm::run_init(&args),
         Command::Sft(args) => llm::run_training(&args, false),
         Command::Rm(args) => llm::run_training(&args, true),
+        Command::Rlhf(args) => rlhf::run(&args),
+        Command::Sharpen(command) => rlhf::run_sharpen(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -298,7 +298,7 @@ impl GgufFile {
             tensor: tensor.name.clone(),
             message,
         };
-        if numel % block != 0 {
+        if !numel.is_multiple_of(block) {
             return Err(tensor_error(format!(
                 "{numel} elements is not a whole number of {block}-element blocks"
             )));

@@ -8,8 +8,13 @@ pub mod generate;
 pub mod gguf;
 pub mod init;
 pub mod model;
+pub mod remax;
 pub mod reward;
+pub mod rollout;
+pub mod run;
 pub mod safetensors;
+pub mod sharpen;
+pub mod tasks;
 pub mod tokenizer;
 pub mod train;
 

@@ -446,7 +446,7 @@ pub fn run_sft(
                 seconds: started.elapsed().as_secs_f64(),
             });
             tracing::info!(step, loss = final_loss, grad_norm, "sft step");
-            if config.checkpoint_every > 0 && step % config.checkpoint_every == 0 {
+            if config.checkpoint_every > 0 && step.is_multiple_of(config.checkpoint_every) {
                 last_checkpoint = Some(save(step, &model)?);
             }
             if config.max_steps > 0 && step >= config.max_steps {
@@ -610,7 +610,7 @@ pub fn run_rm(
                 seconds: started.elapsed().as_secs_f64(),
             });
             tracing::info!(step, loss = final_loss, accuracy, grad_norm, "rm step");
-            if config.checkpoint_every > 0 && step % config.checkpoint_every == 0 {
+            if config.checkpoint_every > 0 && step.is_multiple_of(config.checkpoint_every) {
                 last_checkpoint = Some(save(step, &model)?);
             }
             if config.max_steps > 0 && step >= config.max_steps {

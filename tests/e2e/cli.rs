@@ -16,7 +16,7 @@ fn help_lists_exactly_the_commands_that_exist() {
         commands,
         [
             "doctor", "train", "eval", "monitor", "convert", "generate", "init", "sft", "rm",
-            "help"
+            "rlhf", "sharpen", "help"
         ],
         "help text:\n{text}"
     );

@@ -4,6 +4,7 @@ mod cli;
 mod dashboard;
 mod doctor;
 mod llm;
+mod rlhf;
 mod train;
 
 use std::process::{Command, Output};

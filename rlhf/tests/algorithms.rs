@@ -1,0 +1,420 @@
+//! The RLHF run loop on the built-in tasks with tiny models trained here from scratch: run-file
+//! guards, response log-probs, ReMax raising accuracy on sorting, resume, NaN guards.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use hone_rlhf::checkpoint::Checkpoint;
+use hone_rlhf::init::{InitSpec, create_random_checkpoint};
+use hone_rlhf::reward::RewardModel;
+use hone_rlhf::rollout::response_logprobs;
+use hone_rlhf::run::{RewardKind, RunConfig, RunMessage, RunSummary, run_rlhf};
+use hone_rlhf::tasks::{self, Rule};
+use hone_rlhf::train::{TrainConfig, run_sft};
+use hone_rlhf::{GenerateConfig, generate, left_pad};
+use hone_trainer::run_dir::RunDir;
+use tch::{Device, Kind};
+
+use crate::common::temp_dir;
+
+/// A tiny Llama trained briefly (SFT) on 3–6 digit sorting: right on some prompts, not most.
+struct SortingSetup {
+    dir: PathBuf,
+    sft: PathBuf,
+    train: PathBuf,
+    eval: PathBuf,
+}
+
+fn sorting_setup() -> &'static SortingSetup {
+    static SETUP: OnceLock<SortingSetup> = OnceLock::new();
+    SETUP.get_or_init(|| {
+        let dir = temp_dir("sorting");
+        let train = dir.join("train.jsonl");
+        let eval = dir.join("eval.jsonl");
+        tasks::write_jsonl(&train, &tasks::sorting(4000, 3, 6, 1).unwrap()).unwrap();
+        tasks::write_jsonl(&eval, &tasks::sorting(100, 3, 6, 2).unwrap()).unwrap();
+        let init = dir.join("init");
+        create_random_checkpoint(
+            &InitSpec {
+                max_positions: 64,
+                ..InitSpec::default()
+            },
+            &init,
+        )
+        .unwrap();
+        let config = TrainConfig {
+            model: init,
+            data: train.clone(),
+            learning_rate: 3e-3,
+            batch_size: 32,
+            max_steps: 100,
+            max_length: 32,
+            device: "cpu".into(),
+            ..TrainConfig::default()
+        };
+        let run = RunDir::create(&dir.join("sft")).unwrap();
+        let summary = run_sft(&run, &config, &mut |_| {}).unwrap();
+        SortingSetup {
+            sft: summary.last_checkpoint.unwrap(),
+            dir,
+            train,
+            eval,
+        }
+    })
+}
+
+/// Runs that sample hold this: libtorch's generator is global to the process, so two runs
+/// seeding it at once would draw each other's numbers.
+fn sampling_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn remax_config(setup: &SortingSetup) -> RunConfig {
+    let mut config = RunConfig {
+        policy: setup.sft.clone(),
+        data: setup.train.clone(),
+        steps: 2,
+        prompts_per_step: 16,
+        learning_rate: 1e-4,
+        device: "cpu".into(),
+        ..RunConfig::default()
+    };
+    config.generation.max_new_tokens = 8;
+    config.eval.data = Some(setup.eval.clone());
+    config.eval.rule = Rule::ExactMatch;
+    config
+}
+
+fn run(name: &str, config: &RunConfig, resume: bool) -> hone_rlhf::Result<RunSummary> {
+    let root = sorting_setup().dir.join(name);
+    let dir = if resume {
+        RunDir::open(&root).unwrap()
+    } else {
+        RunDir::create(&root).unwrap()
+    };
+    run_rlhf(&dir, config, resume, None, &mut |_| {})
+}
+
+#[test]
+fn policy_logprobs_of_responses_equal_those_of_generation() {
+    let setup = sorting_setup();
+    let _lock = sampling_lock();
+    let ckpt = Checkpoint::load(&setup.sft, Device::Cpu, Kind::Float).unwrap();
+    let tok = ckpt.tokenizer().unwrap();
+    let prompts: Vec<Vec<i64>> = ["sort 31=", "sort 9071=", "sort 55512="]
+        .iter()
+        .map(|p| tok.encode(p, true).unwrap())
+        .collect();
+    let (ids, mask) = left_pad(&prompts, 256, Device::Cpu).unwrap();
+    tch::manual_seed(3);
+    let config = GenerateConfig {
+        max_new_tokens: 8,
+        sampling: Some(Default::default()),
+        use_cache: true,
+    };
+    let out = generate(&ckpt.model, &ids, &mask, &[258], 256, &config).unwrap();
+    let lp = response_logprobs(&ckpt.model, &out).unwrap();
+    let diff = (&lp - &out.logprobs).abs().max().double_value(&[]);
+    assert!(diff < 1e-4, "max difference {diff}");
+}
+
+#[test]
+fn bad_run_files_fail_before_any_work() {
+    let setup = sorting_setup();
+    let check = |name: &str, config: RunConfig, wants: &[&str]| {
+        let root = setup.dir.join(name);
+        let err = run_rlhf(
+            &RunDir::create(&root).unwrap(),
+            &config,
+            false,
+            None,
+            &mut |_| {},
+        )
+        .unwrap_err()
+        .to_string();
+        for want in wants {
+            assert!(err.contains(want), "{name}: {err:?} lacks {want:?}");
+        }
+        assert!(!root.join("metrics.jsonl").exists(), "{name}: work started");
+        assert!(!root.join("config.toml").exists(), "{name}: work started");
+    };
+    let mut missing = remax_config(setup);
+    missing.policy = setup.dir.join("no-such-model");
+    check("guard-missing", missing, &["no-such-model", "config.json"]);
+
+    let empty = setup.dir.join("empty.jsonl");
+    std::fs::write(&empty, "\n").unwrap();
+    let mut config = remax_config(setup);
+    config.data = empty;
+    check("guard-empty", config, &["empty.jsonl", "no prompts"]);
+
+    let long = setup.dir.join("long.jsonl");
+    let prompt = format!("sort {}=", "1".repeat(60));
+    std::fs::write(
+        &long,
+        format!("{{\"prompt\":\"sort 12=\",\"answer\":\"12\"}}\n{{\"prompt\":\"{prompt}\",\"answer\":\"1\"}}\n"),
+    )
+    .unwrap();
+    let mut config = remax_config(setup);
+    config.data = long;
+    check("guard-long", config, &["long.jsonl:2", "context of 64"]);
+
+    let no_answer = setup.dir.join("no-answer.jsonl");
+    std::fs::write(&no_answer, "{\"prompt\":\"sort 21=\"}\n").unwrap();
+    let mut config = remax_config(setup);
+    config.data = no_answer;
+    check("guard-answer", config, &["no-answer.jsonl:1", "answer"]);
+}
+
+#[test]
+fn resuming_continues_exactly_where_the_run_stopped() {
+    let setup = sorting_setup();
+    let _lock = sampling_lock();
+    let mut config = remax_config(setup);
+    config.eval.data = None;
+    config.steps = 3;
+    config.save_every = 1;
+    run("resume-straight", &config, false).unwrap();
+    let mut first = config.clone();
+    first.steps = 2;
+    run("resume-split", &first, false).unwrap();
+    let resumed = run("resume-split", &config, true).unwrap();
+    assert_eq!(resumed.steps, 3);
+    let load = |name: &str| {
+        let dir = setup
+            .dir
+            .join(name)
+            .join("checkpoints")
+            .join("step-000000000003");
+        Checkpoint::load(&dir, Device::Cpu, Kind::Float)
+            .unwrap()
+            .model
+            .named_parameters()
+    };
+    let (a, b) = (load("resume-straight"), load("resume-split"));
+    let moved = load_initial_distance(&setup.sft, &a);
+    assert!(moved > 0.0, "training changed nothing");
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        let diff = (x - y).abs().max().double_value(&[]);
+        assert!(diff < 1e-5, "{name}: resumed run differs by {diff}");
+    }
+    let metrics = std::fs::read_to_string(setup.dir.join("resume-split/metrics.jsonl")).unwrap();
+    let steps: Vec<u64> = metrics
+        .lines()
+        .filter(|l| l.contains("\"event\":\"rlhf\""))
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(steps, [1, 2, 3]);
+}
+
+fn load_initial_distance(initial: &Path, trained: &[(String, tch::Tensor)]) -> f64 {
+    let init = Checkpoint::load(initial, Device::Cpu, Kind::Float)
+        .unwrap()
+        .model
+        .named_parameters();
+    init.iter()
+        .zip(trained)
+        .map(|((_, a), (_, b))| (a - b).abs().max().double_value(&[]))
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn a_nan_reward_stops_the_run_and_keeps_the_last_good_checkpoint() {
+    let setup = sorting_setup();
+    let _lock = sampling_lock();
+    let mut config = remax_config(setup);
+    config.eval.data = None;
+    config.steps = 1;
+    run("nan-guard", &config, false).unwrap();
+    // A reward model whose head is NaN: the next step's rewards are NaN.
+    let rm_dir = setup.dir.join("nan-rm");
+    let mut rm = RewardModel::from_causal_lm(&setup.sft, Device::Cpu, Kind::Float).unwrap();
+    rm.score = rm.score.fill(f64::NAN);
+    let tok = Checkpoint::load(&setup.sft, Device::Cpu, Kind::Float)
+        .unwrap()
+        .tokenizer
+        .unwrap();
+    rm.save(&rm_dir, Some(&tok)).unwrap();
+    config.steps = 2;
+    config.reward.kind = RewardKind::Model;
+    config.reward.model = Some(rm_dir);
+    let err = run("nan-guard", &config, true).unwrap_err().to_string();
+    assert!(err.contains("diverged") && err.contains("NaN"), "{err}");
+    let checkpoints: Vec<String> = std::fs::read_dir(setup.dir.join("nan-guard/checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(checkpoints, ["step-000000000001"]);
+    let metrics = std::fs::read_to_string(setup.dir.join("nan-guard/metrics.jsonl")).unwrap();
+    let last = metrics.lines().last().unwrap();
+    assert!(
+        last.contains("\"finish\"") && last.contains("NaN"),
+        "{last}"
+    );
+}
+
+/// Small budget (CI): ReMax with the exact-match reward raises greedy accuracy on held-out
+/// sorting prompts. The full bar (+30 points in 5 minutes) is configs/remax_sort.toml.
+#[test]
+fn remax_raises_sorting_accuracy() {
+    let setup = sorting_setup();
+    let _lock = sampling_lock();
+    let mut config = remax_config(setup);
+    config.steps = 20;
+    config.prompts_per_step = 64;
+    config.learning_rate = 3e-4;
+    let mut rewards = Vec::new();
+    let summary = run_rlhf(
+        &RunDir::create(&setup.dir.join("remax-sort")).unwrap(),
+        &config,
+        false,
+        None,
+        &mut |m| {
+            if let RunMessage::Step(s) = m {
+                rewards.push(s.reward_mean);
+            }
+        },
+    )
+    .unwrap();
+    let (before, after) = (
+        summary.initial_accuracy.unwrap(),
+        summary.final_accuracy.unwrap(),
+    );
+    eprintln!("remax sorting: greedy accuracy {before:.3} -> {after:.3}; rewards {rewards:?}");
+    assert!(after >= before + 0.10, "{before:.3} -> {after:.3}");
+}
+
+/// Best-of-N with the self-reward beats a single sample on the sorting SFT model (the model
+/// puts more mass on right answers than on any one wrong one).
+#[test]
+fn best_of_n_with_the_self_reward_beats_one_sample() {
+    use hone_rlhf::run::{Prompts, Tokens};
+    use hone_rlhf::sharpen::{accuracy_vs_n, sample_candidates};
+    let setup = sorting_setup();
+    let _lock = sampling_lock();
+    let ckpt = Checkpoint::load(&setup.sft, Device::Cpu, Kind::Float).unwrap();
+    let tok = ckpt.tokenizer().unwrap();
+    let prompts = Prompts::load(&setup.eval, tok, false, 64, 8, true, 0).unwrap();
+    tch::manual_seed(5);
+    let config = GenerateConfig {
+        max_new_tokens: 8,
+        sampling: Some(Default::default()),
+        use_cache: true,
+    };
+    let tokens = Tokens::of(&ckpt.generation);
+    let candidates =
+        sample_candidates(&ckpt.model, tok, &prompts, &tokens, 8, &config, false, 25).unwrap();
+    assert_eq!(candidates.len(), prompts.len());
+    let acc = accuracy_vs_n(&candidates, &prompts.answers, Rule::ExactMatch, &[1, 2, 8]).unwrap();
+    eprintln!("best-of-N on sorting: {acc:?}");
+    assert!(acc[2].1 >= acc[0].1 + 0.15, "{acc:?}");
+    assert!(acc[1].1 >= acc[0].1, "{acc:?}");
+}
+
+/// The decoy task after SFT: greedy decoding starts with the decoy token (wrong), while the
+/// model's single most likely answer is right.
+fn decoy_setup() -> &'static (PathBuf, PathBuf, PathBuf) {
+    static SETUP: OnceLock<(PathBuf, PathBuf, PathBuf)> = OnceLock::new();
+    SETUP.get_or_init(|| {
+        let dir = temp_dir("decoy");
+        let train = dir.join("train.jsonl");
+        let eval = dir.join("eval.jsonl");
+        tasks::write_jsonl(&train, &tasks::decoy(4000, 3, 5, 0.4, 1).unwrap()).unwrap();
+        tasks::write_jsonl(&eval, &tasks::decoy(100, 3, 5, 0.4, 2).unwrap()).unwrap();
+        let init = dir.join("init");
+        create_random_checkpoint(
+            &InitSpec {
+                max_positions: 64,
+                ..InitSpec::default()
+            },
+            &init,
+        )
+        .unwrap();
+        let config = TrainConfig {
+            model: init,
+            data: train.clone(),
+            learning_rate: 3e-3,
+            batch_size: 32,
+            epochs: 8,
+            max_steps: 800,
+            max_length: 32,
+            device: "cpu".into(),
+            ..TrainConfig::default()
+        };
+        let run = RunDir::create(&dir.join("sft")).unwrap();
+        let sft = run_sft(&run, &config, &mut |_| {})
+            .unwrap()
+            .last_checkpoint
+            .unwrap();
+        (dir, sft, train)
+    })
+}
+
+/// Inference-time sharpening and RLHF-sharpening (ReMax with the base model's log-likelihood
+/// as the reward) both beat greedy decoding on the decoy task. Full figures: the closing note.
+#[test]
+fn sharpening_beats_greedy_on_the_decoy_task() {
+    use hone_rlhf::run::{Prompts, Tokens};
+    use hone_rlhf::sharpen::{accuracy_vs_n, sample_candidates};
+    let (dir, sft, train) = decoy_setup();
+    let eval = dir.join("eval.jsonl");
+    let _lock = sampling_lock();
+    let ckpt = Checkpoint::load(sft, Device::Cpu, Kind::Float).unwrap();
+    let tok = ckpt.tokenizer().unwrap();
+    let prompts = Prompts::load(&eval, tok, false, 64, 8, true, 0).unwrap();
+    let tokens = Tokens::of(&ckpt.generation);
+    tch::manual_seed(7);
+    let config = GenerateConfig {
+        max_new_tokens: 8,
+        sampling: Some(Default::default()),
+        use_cache: true,
+    };
+    let candidates =
+        sample_candidates(&ckpt.model, tok, &prompts, &tokens, 16, &config, false, 25).unwrap();
+    let bon = accuracy_vs_n(&candidates, &prompts.answers, Rule::ExactMatch, &[1, 16]).unwrap();
+
+    let mut config = RunConfig {
+        policy: sft.clone(),
+        data: train.clone(),
+        steps: 20,
+        prompts_per_step: 64,
+        learning_rate: 3e-4,
+        device: "cpu".into(),
+        ..RunConfig::default()
+    };
+    config.generation.max_new_tokens = 8;
+    config.generation.top_p = None;
+    config.reward.kind = RewardKind::SelfReward;
+    config.remax.kl_coef = 0.05;
+    config.eval.data = Some(eval);
+    let summary = run_rlhf(
+        &RunDir::create(&dir.join("rl-sharpen")).unwrap(),
+        &config,
+        false,
+        None,
+        &mut |_| {},
+    )
+    .unwrap();
+    let (greedy, after) = (
+        summary.initial_accuracy.unwrap(),
+        summary.final_accuracy.unwrap(),
+    );
+    eprintln!("decoy: greedy {greedy:.3}, best-of-N {bon:?}, RLHF-sharpened greedy {after:.3}");
+    assert!(
+        greedy < 0.15,
+        "greedy decoding should fall for the decoy: {greedy}"
+    );
+    assert!(
+        bon[1].1 >= greedy + 0.4,
+        "best-of-16 {bon:?} vs greedy {greedy}"
+    );
+    assert!(
+        after >= greedy + 0.4,
+        "RLHF-sharpening: {greedy} -> {after}"
+    );
+}
