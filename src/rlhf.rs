@@ -1,13 +1,12 @@
 //! `hone rlhf` (a scripted RLHF run from a TOML run file, and the built-in task generators).
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use hone_rlhf::run::{RunConfig, RunMessage, run_rlhf};
 use hone_rlhf::tasks;
-use hone_telemetry::RunControl;
 use hone_trainer::run_dir::RunDir;
 
 #[derive(Debug, Args)]
@@ -46,6 +45,9 @@ struct RunArgs {
     /// libtorch threads (default: every core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Print each step instead of opening the dashboard (the default when stdout is a terminal).
+    #[arg(long)]
+    no_tui: bool,
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +125,7 @@ pub fn print_message(message: &RunMessage) {
             s.timing.update_s,
         ),
         RunMessage::Checkpoint(path) => println!("checkpoint: {}", path.display()),
+        RunMessage::Telemetry(_) => {}
     }
 }
 
@@ -172,17 +175,27 @@ fn run_file(args: &RunArgs) -> Result<()> {
     };
     crate::logging::log_to(&run.log_path())?;
     println!("run directory: {}", run.root().display());
-    let control = Arc::new(RunControl::default());
-    let handle = Arc::clone(&control);
-    ctrlc::set_handler(move || {
-        if handle.request_stop() {
-            eprintln!("\ninterrupted again: exiting without a checkpoint");
-            std::process::exit(130);
-        }
-        eprintln!("\nstopping after this step (Ctrl-C again to exit now)");
-    })
-    .context("installing the Ctrl-C handler")?;
-    let result = run_rlhf(&run, &config, resume, Some(&control), &mut print_message);
+    let dashboard = !args.no_tui && std::io::stdout().is_terminal();
+    let control = crate::train::install_ctrl_c(dashboard)?;
+    let result = if dashboard {
+        crate::train::train_with_dashboard(run.root(), &control, |observer| {
+            let mut forward = |message: &RunMessage| match message {
+                RunMessage::Telemetry(event) => observer(event),
+                // The dashboard's log pane tails hone.log.
+                RunMessage::Plan(plan) => tracing::info!("{plan}"),
+                _ => {}
+            };
+            Ok(run_rlhf(
+                &run,
+                &config,
+                resume,
+                Some(&control),
+                &mut forward,
+            )?)
+        })
+    } else {
+        run_rlhf(&run, &config, resume, Some(&control), &mut print_message).map_err(Into::into)
+    };
     let summary = match result {
         Ok(summary) => summary,
         Err(err) => {

@@ -620,6 +620,8 @@ pub enum RunMessage {
         accuracy: f64,
     },
     Checkpoint(PathBuf),
+    /// Every event as written to metrics.jsonl (what the dashboard draws).
+    Telemetry(hone_telemetry::Event),
 }
 
 #[derive(Debug)]
@@ -661,6 +663,17 @@ impl Metrics {
             .map_err(|e| crate::error::malformed(&self.1, e.to_string()))?;
         self.write(value)
     }
+}
+
+/// Writes `event` to metrics.jsonl and hands it to the caller.
+fn record(
+    metrics: &mut Metrics,
+    on_message: &mut dyn FnMut(&RunMessage),
+    event: hone_telemetry::Event,
+) -> Result<()> {
+    metrics.event(&event)?;
+    on_message(&RunMessage::Telemetry(event));
+    Ok(())
 }
 
 #[derive(Serialize, Deserialize)]
@@ -811,16 +824,20 @@ pub fn run_rlhf(
     let unix_now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
-    metrics.event(&hone_telemetry::Event::Start(hone_telemetry::RunInfo {
-        run: run.name(),
-        algorithm: "remax".into(),
-        target: config.policy.display().to_string(),
-        device: format!("{device:?}"),
-        total_steps: config.steps,
-        global_step: step,
-        started_at: unix_now,
-        pid: std::process::id(),
-    }))?;
+    record(
+        &mut metrics,
+        on_message,
+        hone_telemetry::Event::Start(hone_telemetry::RunInfo {
+            run: run.name(),
+            algorithm: "remax".into(),
+            target: config.policy.display().to_string(),
+            device: format!("{device:?}"),
+            total_steps: config.steps,
+            global_step: step,
+            started_at: unix_now,
+            pid: std::process::id(),
+        }),
+    )?;
 
     let save = |step: u64,
                 elapsed_s: f64,
@@ -880,6 +897,10 @@ pub fn run_rlhf(
         if step >= config.steps {
             break Ok(());
         }
+        // Paused from the dashboard: wait between steps (a stop request ends the wait).
+        while control.is_some_and(|c| c.is_paused() && !c.stop_requested()) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         if control.is_some_and(|c| c.stop_requested()) {
             finish_reason = "stopped".into();
             break Ok(());
@@ -925,7 +946,10 @@ pub fn run_rlhf(
         let mut line = serde_json::to_value(&report)
             .map_err(|e| crate::error::malformed(&run.metrics_path(), e.to_string()))?;
         line["event"] = "rlhf".into();
+        let event: hone_telemetry::Event = serde_json::from_value(line.clone())
+            .map_err(|e| crate::error::malformed(&run.metrics_path(), e.to_string()))?;
         metrics.write(line)?;
+        on_message(&RunMessage::Telemetry(event));
         on_message(&RunMessage::Step(report));
         let checkpoint_now = control.is_some_and(|c| c.take_checkpoint_request());
         if checkpoint_now || (config.save_every > 0 && step % config.save_every == 0) {
@@ -935,20 +959,28 @@ pub fn run_rlhf(
                 &policy,
                 &optimiser,
             )?;
-            metrics.event(&hone_telemetry::Event::Checkpoint {
-                global_step: step,
-                path: path.display().to_string(),
-            })?;
+            record(
+                &mut metrics,
+                on_message,
+                hone_telemetry::Event::Checkpoint {
+                    global_step: step,
+                    path: path.display().to_string(),
+                },
+            )?;
             on_message(&RunMessage::Checkpoint(path.clone()));
             last_checkpoint = Some(path);
         }
     };
     if let Err(err) = result {
         // The last good checkpoint stays; nothing of the failed step is saved.
-        metrics.event(&hone_telemetry::Event::Finish {
-            global_step: step,
-            reason: format!("error: {err}"),
-        })?;
+        record(
+            &mut metrics,
+            on_message,
+            hone_telemetry::Event::Finish {
+                global_step: step,
+                reason: format!("error: {err}"),
+            },
+        )?;
         return Err(err);
     }
     if last_checkpoint
@@ -961,10 +993,14 @@ pub fn run_rlhf(
             &policy,
             &optimiser,
         )?;
-        metrics.event(&hone_telemetry::Event::Checkpoint {
-            global_step: step,
-            path: path.display().to_string(),
-        })?;
+        record(
+            &mut metrics,
+            on_message,
+            hone_telemetry::Event::Checkpoint {
+                global_step: step,
+                path: path.display().to_string(),
+            },
+        )?;
         on_message(&RunMessage::Checkpoint(path.clone()));
         last_checkpoint = Some(path);
     }
@@ -974,10 +1010,14 @@ pub fn run_rlhf(
             on_message(&RunMessage::Eval { step, accuracy });
         }
     }
-    metrics.event(&hone_telemetry::Event::Finish {
-        global_step: step,
-        reason: finish_reason,
-    })?;
+    record(
+        &mut metrics,
+        on_message,
+        hone_telemetry::Event::Finish {
+            global_step: step,
+            reason: finish_reason,
+        },
+    )?;
     Ok(RunSummary {
         steps: step,
         last_checkpoint,

@@ -398,3 +398,85 @@ fn monitor_without_a_terminal_prints_where_the_run_is() {
         stderr(&missing)
     );
 }
+
+#[test]
+fn hone_rlhf_opens_the_dashboard_on_its_rlhf_tab_and_q_stops_it_with_a_checkpoint() {
+    let dir = runs_dir("rlhf");
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("init");
+    let data = dir.join("sort.jsonl");
+    for args in [
+        vec![
+            "init",
+            "--layers",
+            "1",
+            "--hidden",
+            "32",
+            "--heads",
+            "2",
+            "--max-positions",
+            "64",
+            "--out",
+            model.to_str().unwrap(),
+        ],
+        vec![
+            "rlhf",
+            "task",
+            "sort",
+            "--count",
+            "32",
+            "--out",
+            data.to_str().unwrap(),
+        ],
+    ] {
+        let output = hone(&args);
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+    }
+    let policy = format!("policy={}", model.display());
+    let data = format!("data={}", data.display());
+    let command = hone_command(&[
+        "rlhf",
+        "--set",
+        &policy,
+        "--set",
+        &data,
+        "--set",
+        "steps=1000000",
+        "--set",
+        "generation.max_new_tokens=8",
+        "--set",
+        "save_every=0",
+        "--threads",
+        "1",
+        "--runs-dir",
+        dir.to_str().unwrap(),
+        "--name",
+        "remax",
+    ]);
+    let tmux = Tmux::start("rlhf", &command);
+    let deadline = Duration::from_secs(60);
+    tmux.wait_for_all(
+        &[
+            "algorithm remax",
+            "RLHF steps",
+            "reward: sampled vs baseline",
+            "Latest step",
+            "Time per phase",
+        ],
+        deadline,
+    );
+    tmux.keys(&["q"]);
+    tmux.wait_for("the quit question", deadline, |s| {
+        s.contains("Stop training?").then_some(())
+    });
+    tmux.keys(&["y"]);
+    let screen = tmux.wait_for("hone exiting", deadline, |s| {
+        s.contains("hone-exited-").then(|| s.to_owned())
+    });
+    assert!(screen.contains("hone-exited-0"), "{screen}");
+    assert!(!tmux.alternate_screen(), "the terminal is restored");
+    let run = dir.join("remax");
+    assert_eq!(checkpoints(&run).len(), 1, "{screen}");
+    let last = last_event(&run);
+    assert!(last.contains("\"reason\":\"stopped\""), "{last}");
+}

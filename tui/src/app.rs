@@ -22,7 +22,7 @@ use crate::channel::{EventReceiver, Received};
 use crate::log_tail::LogTail;
 use crate::state::{AlertThresholds, DashboardState, Phase};
 use crate::system::{GpuSampler, ProcessSampler, cuda_index, process_alive};
-use crate::ui::{Action, Mode, UiState};
+use crate::ui::{Action, Mode, Tab, UiState};
 use crate::{Error, Result, render};
 
 /// Where the events come from.
@@ -104,6 +104,8 @@ pub struct Dashboard {
     last_system_poll: Option<Instant>,
     message_at: Option<Instant>,
     quit: bool,
+    /// The RLHF tab has been opened for an RLHF run (once: afterwards the keys decide).
+    rlhf_tab_opened: bool,
 }
 
 impl Dashboard {
@@ -135,6 +137,7 @@ impl Dashboard {
             last_system_poll: None,
             message_at: None,
             quit: false,
+            rlhf_tab_opened: false,
         }
     }
 
@@ -229,6 +232,17 @@ impl Dashboard {
             _ => None,
         };
         self.ui.run_over = self.run_over();
+        // An RLHF run has nothing for the control-task Overview: show its own tab.
+        if !self.rlhf_tab_opened
+            && self.state.updates().is_empty()
+            && !self.state.rlhf_steps().is_empty()
+        {
+            self.rlhf_tab_opened = true;
+            if self.ui.tab == Tab::Overview {
+                self.ui.tab = Tab::Rlhf;
+                changed = true;
+            }
+        }
         if self.message_at.is_some_and(|t| t.elapsed() > MESSAGE_SHOWN) {
             self.ui.message = None;
             self.message_at = None;
@@ -479,6 +493,27 @@ mod tests {
         let mut options = DashboardOptions::new(Mode::Train);
         options.control = Some(Arc::clone(&control));
         (tx, control, Dashboard::new(Source::Live(rx), options))
+    }
+
+    #[test]
+    fn an_rlhf_run_opens_on_the_rlhf_tab_once() {
+        let (tx, _control, mut dash) = train_dashboard();
+        tx.send(&start(10));
+        dash.ingest().unwrap();
+        assert_eq!(dash.ui.tab, Tab::Overview, "nothing to tell yet");
+        tx.send(&Event::Rlhf(hone_telemetry::RlhfEvent {
+            step: 1,
+            ..Default::default()
+        }));
+        dash.ingest().unwrap();
+        assert_eq!(dash.ui.tab, Tab::Rlhf);
+        dash.on_key(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE));
+        tx.send(&Event::Rlhf(hone_telemetry::RlhfEvent {
+            step: 2,
+            ..Default::default()
+        }));
+        dash.ingest().unwrap();
+        assert_eq!(dash.ui.tab, Tab::Log, "the user's choice stands");
     }
 
     #[test]
