@@ -206,7 +206,7 @@ fn run_file(args: &RunArgs) -> Result<()> {
             if !resume && checkpoints == 0 {
                 let _ = std::fs::remove_dir_all(run.root());
             }
-            return Err(err.into());
+            return Err(err);
         }
     };
     println!("finished after {} steps", summary.steps);
