@@ -13,7 +13,7 @@ use hone_trainer::run_dir::RunDir;
 use tch::Kind;
 
 /// libtorch intra-op threads: the flag, else every core.
-fn set_threads(threads: Option<usize>) -> Result<()> {
+pub(crate) fn set_threads(threads: Option<usize>) -> Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = threads.unwrap_or(cores);
     if threads == 0 {

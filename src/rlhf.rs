@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use hone_rlhf::run::{RunConfig, RunMessage, run_rlhf};
 use hone_rlhf::tasks;
@@ -129,18 +129,8 @@ pub fn print_message(message: &RunMessage) {
     }
 }
 
-pub fn set_threads(threads: Option<usize>) -> Result<()> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = threads.unwrap_or(cores);
-    if threads == 0 {
-        bail!("--threads must be at least 1");
-    }
-    tch::set_num_threads(i32::try_from(threads).context("--threads is too large")?);
-    Ok(())
-}
-
 fn run_file(args: &RunArgs) -> Result<()> {
-    set_threads(args.threads)?;
+    crate::llm::set_threads(args.threads)?;
     let (run, config, resume) = match &args.resume {
         Some(dir) => {
             let run = RunDir::open(dir)?;
@@ -284,7 +274,7 @@ pub fn run_sharpen(command: &SharpenCommand) -> Result<()> {
     use hone_rlhf::run::{Prompts, Tokens, greedy_accuracy};
     use hone_rlhf::sharpen::{accuracy_vs_n, sample_candidates};
     use hone_rlhf::tasks::Rule;
-    set_threads(args.threads)?;
+    crate::llm::set_threads(args.threads)?;
     let rule = match args.rule.as_str() {
         "exact_match" => Rule::ExactMatch,
         "last_number" => Rule::LastNumber,

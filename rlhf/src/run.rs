@@ -632,13 +632,6 @@ pub struct RunSummary {
     pub final_accuracy: Option<f64>,
 }
 
-fn rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
-
 /// metrics.jsonl, one JSON object a line (hone-telemetry's schema for start/checkpoint/finish).
 struct Metrics(std::fs::File, PathBuf);
 
@@ -839,11 +832,14 @@ pub fn run_rlhf(
         }),
     )?;
 
+    // Writes a checkpoint, records it in metrics.jsonl and tells the caller.
     let save = |step: u64,
-                elapsed_s: f64,
                 policy: &CausalLm,
-                optimiser: &PolicyOptimiser|
+                optimiser: &PolicyOptimiser,
+                metrics: &mut Metrics,
+                on_message: &mut dyn FnMut(&RunMessage)|
      -> Result<PathBuf> {
+        let elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
         let tensors: Vec<(String, Tensor)> = tch::no_grad(|| {
             policy
                 .named_parameters()
@@ -853,7 +849,7 @@ pub fn run_rlhf(
         });
         let state = serde_json::to_vec_pretty(&TrainerState { step, elapsed_s })
             .map_err(|e| Error::Diverged(format!("cannot serialise the trainer state: {e}")))?;
-        Ok(store.save(step, None, |dir| {
+        let path = store.save(step, None, |dir| {
             let write = || -> Result<()> {
                 write_checkpoint_files(
                     dir,
@@ -867,7 +863,17 @@ pub fn run_rlhf(
                 crate::checkpoint::write_file(&dir.join(STATE_FILE), &state)
             };
             write().map_err(|e| hone_trainer::Error::Checkpoint(e.to_string()))
-        })?)
+        })?;
+        record(
+            metrics,
+            on_message,
+            hone_telemetry::Event::Checkpoint {
+                global_step: step,
+                path: path.display().to_string(),
+            },
+        )?;
+        on_message(&RunMessage::Checkpoint(path.clone()));
+        Ok(path)
     };
 
     let evaluate = |policy: &CausalLm| -> Result<Option<f64>> {
@@ -931,7 +937,7 @@ pub fn run_rlhf(
         report.step = step;
         report.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
         report.learning_rate = Some(config.learning_rate);
-        report.rss_bytes = rss_bytes();
+        report.rss_bytes = hone_trainer::ppo::resident_memory();
         if config.eval.every > 0 && step % config.eval.every == 0 && step < config.steps {
             match evaluate(&policy) {
                 Ok(Some(accuracy)) => {
@@ -953,21 +959,7 @@ pub fn run_rlhf(
         on_message(&RunMessage::Step(report));
         let checkpoint_now = control.is_some_and(|c| c.take_checkpoint_request());
         if checkpoint_now || (config.save_every > 0 && step % config.save_every == 0) {
-            let path = save(
-                step,
-                elapsed_before + started.elapsed().as_secs_f64(),
-                &policy,
-                &optimiser,
-            )?;
-            record(
-                &mut metrics,
-                on_message,
-                hone_telemetry::Event::Checkpoint {
-                    global_step: step,
-                    path: path.display().to_string(),
-                },
-            )?;
-            on_message(&RunMessage::Checkpoint(path.clone()));
+            let path = save(step, &policy, &optimiser, &mut metrics, on_message)?;
             last_checkpoint = Some(path);
         }
     };
@@ -987,21 +979,7 @@ pub fn run_rlhf(
         .as_ref()
         .is_none_or(|p| !p.ends_with(format!("step-{step:012}")))
     {
-        let path = save(
-            step,
-            elapsed_before + started.elapsed().as_secs_f64(),
-            &policy,
-            &optimiser,
-        )?;
-        record(
-            &mut metrics,
-            on_message,
-            hone_telemetry::Event::Checkpoint {
-                global_step: step,
-                path: path.display().to_string(),
-            },
-        )?;
-        on_message(&RunMessage::Checkpoint(path.clone()));
+        let path = save(step, &policy, &optimiser, &mut metrics, on_message)?;
         last_checkpoint = Some(path);
     }
     if finish_reason == "done" {

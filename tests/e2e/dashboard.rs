@@ -94,6 +94,22 @@ impl Tmux {
 }
 
 impl Tmux {
+    /// `q`, then `y` to the question: hone stops, exits 0 and restores the terminal. Returns
+    /// the last screen.
+    fn quit_with_yes(&self, within: Duration) -> String {
+        self.keys(&["q"]);
+        self.wait_for("the quit question", within, |s| {
+            s.contains("Stop training?").then_some(())
+        });
+        self.keys(&["y"]);
+        let screen = self.wait_for("hone exiting", within, |s| {
+            s.contains("hone-exited-").then(|| s.to_owned())
+        });
+        assert!(screen.contains("hone-exited-0"), "{screen}");
+        assert!(!self.alternate_screen(), "the terminal is restored");
+        screen
+    }
+
     /// Waits for a screen that shows every one of `texts` (a frame can be caught half drawn).
     fn wait_for_all(&self, texts: &[&str], within: Duration) -> String {
         self.wait_for(&format!("{texts:?}"), within, |s| {
@@ -232,16 +248,7 @@ fn dashboard_shows_live_training_and_q_stops_it_with_a_checkpoint() {
     assert!(checkpoints(&dir.join("live")).is_empty());
 
     // q, y: stop after the update, with a checkpoint, and leave.
-    tmux.keys(&["q"]);
-    tmux.wait_for("the quit question", deadline, |s| {
-        s.contains("Stop training?").then_some(())
-    });
-    tmux.keys(&["y"]);
-    let screen = tmux.wait_for("hone exiting", deadline, |s| {
-        s.contains("hone-exited-").then(|| s.to_owned())
-    });
-    assert!(screen.contains("hone-exited-0"), "{screen}");
-    assert!(!tmux.alternate_screen(), "the terminal is restored");
+    let screen = tmux.quit_with_yes(deadline);
     let run = dir.join("live");
     let saved = checkpoints(&run);
     assert_eq!(saved.len(), 1, "{saved:?}");
@@ -465,16 +472,7 @@ fn hone_rlhf_opens_the_dashboard_on_its_rlhf_tab_and_q_stops_it_with_a_checkpoin
         ],
         deadline,
     );
-    tmux.keys(&["q"]);
-    tmux.wait_for("the quit question", deadline, |s| {
-        s.contains("Stop training?").then_some(())
-    });
-    tmux.keys(&["y"]);
-    let screen = tmux.wait_for("hone exiting", deadline, |s| {
-        s.contains("hone-exited-").then(|| s.to_owned())
-    });
-    assert!(screen.contains("hone-exited-0"), "{screen}");
-    assert!(!tmux.alternate_screen(), "the terminal is restored");
+    let screen = tmux.quit_with_yes(deadline);
     let run = dir.join("remax");
     assert_eq!(checkpoints(&run).len(), 1, "{screen}");
     let last = last_event(&run);
