@@ -109,21 +109,29 @@ pub fn print_message(message: &RunMessage) {
                 accuracy * 100.0
             )
         }
-        RunMessage::Step(s) => println!(
-            "step {:>5}  reward {:.3}  baseline {:.3}  kl {:.4}  loss {:.4}  grad-norm {:.3}  \
-             len {:.1}  gen {:.2}s ref {:.2}s reward {:.2}s update {:.2}s",
-            s.step,
-            s.reward_mean,
-            s.baseline_reward_mean.unwrap_or(f64::NAN),
-            s.kl_to_reference,
-            s.policy_loss.unwrap_or(f64::NAN),
-            s.grad_norm,
-            s.response_length_mean,
-            s.timing.generate_s,
-            s.timing.reference_s,
-            s.timing.reward_s,
-            s.timing.update_s,
-        ),
+        RunMessage::Step(s) => {
+            let optional = |name: &str, value: Option<f64>, digits: usize| {
+                value.map_or(String::new(), |v| format!("  {name} {v:.digits$}"))
+            };
+            println!(
+                "step {:>5}  reward {:.3}{}  kl {:.4}{}  loss {:.4}{}{}  grad-norm {:.3}  \
+                 len {:.1}  gen {:.2}s ref {:.2}s reward {:.2}s update {:.2}s",
+                s.step,
+                s.reward_mean,
+                optional("baseline", s.baseline_reward_mean, 3),
+                s.kl_to_reference,
+                optional("beta", s.kl_coef, 4),
+                s.policy_loss.unwrap_or(f64::NAN),
+                optional("value-loss", s.value_loss, 4),
+                optional("clipped", s.clip_fraction, 3),
+                s.grad_norm,
+                s.response_length_mean,
+                s.timing.generate_s,
+                s.timing.reference_s,
+                s.timing.reward_s,
+                s.timing.update_s,
+            )
+        }
         RunMessage::Checkpoint(path) => println!("checkpoint: {}", path.display()),
         RunMessage::Telemetry(_) => {}
     }

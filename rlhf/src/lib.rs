@@ -8,6 +8,7 @@ pub mod generate;
 pub mod gguf;
 pub mod init;
 pub mod model;
+pub mod ppo;
 pub mod remax;
 pub mod reward;
 pub mod rollout;

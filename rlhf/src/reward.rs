@@ -102,6 +102,15 @@ impl RewardModel {
             .f_to_kind(Kind::Float)?)
     }
 
+    /// The score head at every position of `hidden` `[B, T, H]`: values `[B, T]` (f32), when
+    /// the model serves as PPO's critic (TRL's value model is a reward model read per token).
+    pub fn values_of_hidden(&self, hidden: &Tensor) -> Result<Tensor> {
+        Ok(hidden
+            .f_linear::<Tensor>(&self.score, None)?
+            .f_squeeze_dim(-1)?
+            .f_to_kind(Kind::Float)?)
+    }
+
     pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut out = self.backbone.named_parameters();
         out.push((SCORE.to_owned(), self.score.shallow_clone()));

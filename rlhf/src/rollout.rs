@@ -15,16 +15,46 @@ use crate::tokenizer::{Tokenizer, left_pad};
 /// log π(token) `[B, N]` of the generated tokens of `generated` under `model` (0 where the
 /// response mask is 0). Differentiable; wrap in `tch::no_grad` for a frozen model.
 pub fn response_logprobs(model: &CausalLm, generated: &Generated) -> Result<Tensor> {
+    let hidden = response_hidden(model, generated)?;
+    logprobs_of_hidden(model, &hidden, generated)
+}
+
+/// The final hidden states `[B, N, H]` of the positions that predict each response token (the
+/// last prompt position and every response position but the last).
+pub fn response_hidden(model: &CausalLm, generated: &Generated) -> Result<Tensor> {
     let (ids, mask) = generated.sequences()?;
     let p = generated.prompt_ids.size()[1];
     let n = generated.tokens.size()[1];
-    let hidden = model.forward_hidden(&ids, &mask, None)?;
+    Ok(model
+        .forward_hidden(&ids, &mask, None)?
+        .f_narrow(1, p - 1, n)?)
+}
+
+/// log π `[B, N]` of the response tokens from their [`response_hidden`] states (0 where the
+/// response mask is 0).
+pub fn logprobs_of_hidden(
+    model: &CausalLm,
+    hidden: &Tensor,
+    generated: &Generated,
+) -> Result<Tensor> {
     let logprobs = hone_kernels::token_logprobs_from_hidden(
-        &hidden.f_narrow(1, p - 1, n)?,
+        hidden,
         model.lm_head_weight(),
         &generated.tokens,
     )?;
     Ok(logprobs.f_mul(&generated.mask.f_to_kind(Kind::Float)?)?)
+}
+
+/// The rows `rows` (int64 indices) of every tensor of `generated`, e.g. one PPO minibatch.
+pub fn select_rows(generated: &Generated, rows: &Tensor) -> Result<Generated> {
+    let pick = |t: &Tensor| t.f_index_select(0, &rows.f_to_device(t.device())?);
+    Ok(Generated {
+        prompt_ids: pick(&generated.prompt_ids)?,
+        prompt_mask: pick(&generated.prompt_mask)?,
+        tokens: pick(&generated.tokens)?,
+        logprobs: pick(&generated.logprobs)?,
+        mask: pick(&generated.mask)?,
+    })
 }
 
 /// Responses per row, as token ids (up to and including EOS) and as text (special tokens

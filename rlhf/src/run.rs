@@ -4,33 +4,41 @@
 //! algorithm; the run directory holds `config.toml`, `metrics.jsonl` and Hugging Face-layout
 //! checkpoints (`checkpoints/step-*`, each with the optimiser state for `--resume`).
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use hone_kernels::SamplingFilter;
-use hone_trainer::optim::{Adam, clip_grad_norm};
-use hone_trainer::params::{FlatParams, ParamInit};
 use hone_trainer::run_dir::{CheckpointStore, RunDir};
 use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::checkpoint::{Checkpoint, GenerationDefaults, write_checkpoint_files};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result, io_error};
 use crate::generate::{GenerateConfig, generate};
 use crate::model::CausalLm;
+use crate::ppo::{Critic, CriticKind, KlController, PpoConfig};
 use crate::remax::{self, RemaxConfig};
 use crate::rollout::{RewardSource, check_finite, decode_responses, response_logprobs};
 use crate::tasks::{Rule, SplitMix};
 use crate::tokenizer::{Tokenizer, left_pad};
-use crate::train::parse_device;
+use crate::train::{Optimiser, parse_device};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Algorithm {
     Remax,
+    Ppo,
+}
+
+impl Algorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Remax => "remax",
+            Algorithm::Ppo => "ppo",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,6 +174,7 @@ pub struct RunConfig {
     pub reward: RewardConfig,
     pub eval: EvalConfig,
     pub remax: RemaxConfig,
+    pub ppo: PpoConfig,
 }
 
 impl Default for RunConfig {
@@ -191,6 +200,7 @@ impl Default for RunConfig {
             reward: RewardConfig::default(),
             eval: EvalConfig::default(),
             remax: RemaxConfig::default(),
+            ppo: PpoConfig::default(),
         }
     }
 }
@@ -284,6 +294,7 @@ impl RunConfig {
         if !(r.gamma > 0.0 && r.gamma <= 1.0) {
             return Err(bad("remax.gamma", r.gamma, "in (0, 1]"));
         }
+        self.validate_ppo()?;
         if self.eval.batch_size == 0 {
             return Err(bad("eval.batch_size", 0, "at least 1"));
         }
@@ -291,8 +302,78 @@ impl RunConfig {
         Ok(())
     }
 
+    fn validate_ppo(&self) -> Result<()> {
+        let p = &self.ppo;
+        if !(p.kl_coef >= 0.0 && p.kl_coef.is_finite()) {
+            return Err(bad("ppo.kl_coef", p.kl_coef, ">= 0"));
+        }
+        if !(p.kl_target > 0.0 && p.kl_target.is_finite()) {
+            return Err(bad("ppo.kl_target", p.kl_target, "> 0"));
+        }
+        if !(p.kl_horizon > 0.0 && p.kl_horizon.is_finite()) {
+            return Err(bad("ppo.kl_horizon", p.kl_horizon, "> 0"));
+        }
+        if p.epochs == 0 {
+            return Err(bad("ppo.epochs", 0, "at least 1"));
+        }
+        if p.minibatches == 0 || p.minibatches > self.prompts_per_step {
+            return Err(bad(
+                "ppo.minibatches",
+                p.minibatches,
+                &format!("in 1..={} (prompts_per_step)", self.prompts_per_step),
+            ));
+        }
+        for (name, value) in [
+            ("ppo.clip_range", p.clip_range),
+            ("ppo.value_clip_range", p.value_clip_range),
+        ] {
+            if !(value > 0.0 && value.is_finite()) {
+                return Err(bad(name, value, "> 0"));
+            }
+        }
+        if !(p.vf_coef >= 0.0 && p.vf_coef.is_finite()) {
+            return Err(bad("ppo.vf_coef", p.vf_coef, ">= 0"));
+        }
+        for (name, value) in [("ppo.gamma", p.gamma), ("ppo.lam", p.lam)] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(bad(name, value, "in [0, 1]"));
+            }
+        }
+        if let Some(c) = p.reward_clip
+            && (c.is_nan() || c <= 0.0)
+        {
+            return Err(bad("ppo.reward_clip", c, "> 0"));
+        }
+        if let Some(lr) = p.critic_learning_rate
+            && !(lr > 0.0 && lr.is_finite())
+        {
+            return Err(bad("ppo.critic_learning_rate", lr, "> 0"));
+        }
+        if let Some(dir) = &p.critic_model {
+            if p.critic == CriticKind::Shared {
+                return Err(bad(
+                    "ppo.critic_model",
+                    dir.display(),
+                    "no critic_model with critic = \"shared\" (the value head sits on the policy)",
+                ));
+            }
+            check_checkpoint_dir("ppo.critic_model", dir)?;
+        }
+        Ok(())
+    }
+
     pub fn reference_dir(&self) -> &Path {
         self.reference.as_deref().unwrap_or(&self.policy)
+    }
+
+    /// Where a new separate critic starts: `ppo.critic_model`, else the reward model, else the
+    /// policy (TRL starts its value model from the reward model).
+    pub fn critic_dir(&self) -> &Path {
+        match (&self.ppo.critic_model, &self.reward.model, self.reward.kind) {
+            (Some(dir), _, _) => dir,
+            (None, Some(dir), RewardKind::Model) => dir,
+            _ => &self.policy,
+        }
     }
 }
 
@@ -479,92 +560,102 @@ pub fn greedy_accuracy(
     Ok(right / prompts.len() as f64)
 }
 
-/// The policy's parameters as views into one flat f32 buffer, with Adam and clipping.
-pub struct PolicyOptimiser {
-    params: FlatParams,
-    adam: Adam,
+/// What trains: the policy with its optimiser (which also holds a shared value head), and PPO's
+/// critic and KL controller.
+pub struct Learner {
+    pub policy: CausalLm,
+    pub actor: Optimiser,
+    pub critic: Option<Critic>,
+    pub kl: KlController,
 }
 
 pub const OPTIMISER_FILE: &str = "optimizer.safetensors";
 pub const STATE_FILE: &str = "trainer_state.json";
 
-impl PolicyOptimiser {
-    /// Installs the flat views into `model`.
-    pub fn attach(model: &mut CausalLm, eps: f64) -> Result<Self> {
-        let named = model.named_parameters();
-        for (name, t) in &named {
-            if t.kind() != Kind::Float {
-                return Err(Error::Tensor {
-                    source_name: "policy".into(),
-                    tensor: name.clone(),
-                    message: format!("is {:?}; training runs in f32", t.kind()),
-                });
+impl Learner {
+    /// The policy (and critic) of `config`, from `checkpoint` when resuming (its optimiser
+    /// states too) or from the run file's models.
+    pub fn new(
+        mut policy: CausalLm,
+        config: &RunConfig,
+        checkpoint: Option<&Path>,
+        device: Device,
+    ) -> Result<Self> {
+        let lr = config.learning_rate;
+        let (eps, clip) = (config.adam_eps, config.max_grad_norm);
+        let mut named = policy.named_parameters();
+        let shared = config.algorithm == Algorithm::Ppo && config.ppo.critic == CriticKind::Shared;
+        if shared {
+            let head = Critic::shared_head(checkpoint, policy.config().hidden_size(), device)?;
+            named.extend(head.named_parameters());
+        }
+        let (mut actor, mut leaves) = Optimiser::new(named, device, lr, eps, clip)?;
+        let mut critic = match config.algorithm {
+            Algorithm::Remax => None,
+            Algorithm::Ppo if shared => {
+                let mut take = |name: &str| {
+                    leaves
+                        .remove(name)
+                        .ok_or_else(|| bad("value head", name, "a tensor the optimiser was given"))
+                };
+                let weight = take(crate::reward::ValueHead::WEIGHT)?;
+                let bias = take(crate::reward::ValueHead::BIAS)?;
+                Some(Critic::Shared(crate::reward::ValueHead { weight, bias }))
+            }
+            Algorithm::Ppo => {
+                let dir = match checkpoint {
+                    Some(c) => c.join(crate::ppo::CRITIC_DIR),
+                    None => config.critic_dir().to_owned(),
+                };
+                let critic_lr = config.ppo.critic_learning_rate.unwrap_or(lr);
+                Some(Critic::separate(&dir, device, critic_lr, eps, clip)?)
+            }
+        };
+        policy.set_parameters(leaves, "policy parameters")?;
+        if let Some(dir) = checkpoint {
+            let path = dir.join(OPTIMISER_FILE);
+            let tensors = crate::safetensors::read(&path)?.into_iter().collect();
+            actor.load_state(&tensors, &path.display().to_string())?;
+            if let Some(critic) = &mut critic {
+                critic.load_optimiser_state(dir)?;
             }
         }
-        let names: Vec<String> = named.iter().map(|(n, _)| n.clone()).collect();
-        let params = FlatParams::new(
-            named
-                .into_iter()
-                .map(|(name, value)| ParamInit {
-                    name,
-                    value: value.detach(),
-                })
-                .collect(),
-            model.device(),
-        );
-        let views: HashMap<String, Tensor> = names
+        Ok(Self {
+            policy,
+            actor,
+            critic,
+            kl: KlController::new(&config.ppo),
+        })
+    }
+
+    /// Trained parameters: the policy's and the critic's.
+    pub fn trained_parameters(&self) -> i64 {
+        let policy: i64 = self
+            .policy
+            .named_parameters()
             .iter()
-            .enumerate()
-            .map(|(i, n)| (n.clone(), params.get(i).shallow_clone()))
-            .collect();
-        model.set_parameters(views, "policy parameters")?;
-        let adam = Adam::new(&params, eps);
-        Ok(Self { params, adam })
-    }
-
-    /// Backward, clipping, one Adam step; the gradient norm before clipping.
-    pub fn step(&mut self, loss: &Tensor, learning_rate: f64, max_grad_norm: f64) -> Result<f64> {
-        self.params.zero_grad();
-        loss.f_backward()?;
-        let norm = clip_grad_norm(&self.params, max_grad_norm).f_double_value(&[])?;
-        if !norm.is_finite() {
-            return Err(Error::Diverged(format!(
-                "the policy's gradient norm is {norm}"
-            )));
-        }
-        self.adam.step(&mut self.params, learning_rate);
-        Ok(norm)
-    }
-
-    pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
-        self.adam.state_tensors()
-    }
-
-    pub fn load_state(&mut self, dir: &Path) -> Result<()> {
-        let path = dir.join(OPTIMISER_FILE);
-        let tensors = crate::safetensors::read(&path)?;
-        self.adam
-            .load_state(&tensors, &path.display().to_string())?;
-        Ok(())
+            .map(|(_, t)| t.numel() as i64)
+            .sum();
+        policy + self.critic.as_ref().map_or(0, Critic::parameter_count)
     }
 }
 
-/// Rough peak memory of a ReMax step in bytes: weights, gradients and Adam moments of the
-/// policy, the reference (and reward model), and the activations of one forward with
-/// gradients over `rows × tokens` positions plus the generation caches.
+/// Rough peak memory of a step in bytes: weights, gradients and Adam moments of the trained
+/// models (`params`), the frozen ones, the activations of `backbones` forwards with gradients
+/// over `grad_rows × tokens` positions, and the generation caches of `cache_rows` rows.
 pub fn estimate_peak_bytes(
     config: &ModelConfig,
     params: i64,
     frozen_params: i64,
-    rows: i64,
+    (grad_rows, cache_rows, backbones): (i64, i64, i64),
     tokens: i64,
 ) -> i64 {
     let (h, l) = (config.hidden_size(), config.num_layers());
     let weights = 4 * (params * 4 + frozen_params);
     // Per layer and position: ~16 saved [H]-sized activations for backward (norms,
     // projections, attention output, MLP), rounded up for the MLP's wider ones.
-    let activations = 4 * rows * tokens * l * 24 * h;
-    let caches = 4 * 2 * 2 * rows * tokens * l * h;
+    let activations = 4 * backbones * grad_rows * tokens * l * 24 * h;
+    let caches = 4 * 2 * cache_rows * tokens * l * h;
     weights + activations + caches
 }
 
@@ -600,8 +691,17 @@ pub struct RlhfStep {
     pub tokens_per_s: f64,
     pub timing: RlhfTiming,
     pub policy_loss: Option<f64>,
+    /// PPO: the value loss, the fractions of clipped ratios and values, ½ (log ratio)², and
+    /// the KL coefficient β the step used.
+    pub value_loss: Option<f64>,
+    pub clip_fraction: Option<f64>,
+    pub value_clip_fraction: Option<f64>,
+    pub approx_kl: Option<f64>,
+    pub kl_coef: Option<f64>,
     pub learning_rate: Option<f64>,
     pub rss_bytes: Option<u64>,
+    /// The process's peak resident memory so far.
+    pub peak_rss_bytes: Option<u64>,
     pub gpu_memory_bytes: Option<u64>,
     pub grad_norm: f64,
     /// Greedy accuracy on the evaluation prompts, when evaluated after this step.
@@ -673,6 +773,81 @@ fn record(
 struct TrainerState {
     step: u64,
     elapsed_s: f64,
+    /// PPO's (possibly adapted) KL coefficient.
+    #[serde(default)]
+    kl_coef: Option<f64>,
+}
+
+/// The resolved batch hierarchy, the models and the memory estimate, printed before any work.
+fn plan(
+    config: &RunConfig,
+    prompts: &Prompts,
+    learner: &Learner,
+    trained: i64,
+    frozen: i64,
+) -> String {
+    let b = config.prompts_per_step as i64;
+    let seq = prompts.max_len() as i64 + config.generation.max_new_tokens;
+    let (generations, updates, grad_rows, backbones, critic) = match (
+        &config.algorithm,
+        &learner.critic,
+    ) {
+        (Algorithm::Remax, _) => (
+            format!(
+                "{b} prompts per step x 1 sampled response (+1 greedy baseline) = {} generations",
+                2 * b
+            ),
+            "1 minibatch, 1 optimiser step per step".to_owned(),
+            b,
+            1,
+            String::new(),
+        ),
+        (Algorithm::Ppo, critic) => {
+            let m = config.ppo.minibatches as i64;
+            let e = config.ppo.epochs as i64;
+            let critic = match critic {
+                Some(Critic::Separate { .. }) => {
+                    ", critic: separate backbone + value head (trained)"
+                }
+                _ => ", critic: value head on the policy (trained with it)",
+            };
+            (
+                format!("{b} prompts per step x 1 sampled response = {b} generations"),
+                format!(
+                    "{e} epochs x {m} minibatches of ~{} responses = {} optimiser steps per step",
+                    b / m,
+                    e * m
+                ),
+                (b + m - 1) / m,
+                if critic.contains("separate") { 2 } else { 1 },
+                critic.to_owned(),
+            )
+        }
+    };
+    let cache_rows = if config.algorithm == Algorithm::Remax {
+        2 * b
+    } else {
+        b
+    };
+    format!(
+        "batch: {generations}; {updates}; up to {} tokens per step ({seq} per sequence: \
+         prompt <= {} + response <= {}); {} steps over {} prompts ({:.2} epochs)\n\
+         models: policy{critic}: {trained} parameters trained; reference (and reward model) \
+         {frozen} frozen; estimated peak memory {}",
+        cache_rows * seq,
+        prompts.max_len(),
+        config.generation.max_new_tokens,
+        config.steps,
+        prompts.len(),
+        (config.steps * b as u64) as f64 / prompts.len() as f64,
+        gib(estimate_peak_bytes(
+            learner.policy.config(),
+            trained,
+            frozen,
+            (grad_rows, cache_rows, backbones),
+            seq
+        )),
+    )
 }
 
 /// Runs (or, with `resume`, continues) the RLHF run of `config` in `run`; `control` is read
@@ -700,7 +875,7 @@ pub fn run_rlhf(
     };
     let policy_dir = resume_from.clone().unwrap_or_else(|| config.policy.clone());
     let Checkpoint {
-        model: mut policy,
+        model: policy,
         tokenizer,
         generation,
         ..
@@ -755,59 +930,31 @@ pub fn run_rlhf(
         }
     };
 
-    let count = |m: &CausalLm| -> i64 {
-        m.named_parameters()
-            .iter()
-            .map(|(_, t)| t.numel() as i64)
-            .sum()
-    };
-    let policy_params = count(&policy);
-    let mut frozen = count(&reference);
+    // The critic's new value head (or a shared one) is random: seed it with the run.
+    tch::manual_seed(config.seed as i64);
+    let mut learner = Learner::new(policy, config, resume_from.as_deref(), device)?;
+    let count =
+        |named: Vec<(String, Tensor)>| -> i64 { named.iter().map(|(_, t)| t.numel() as i64).sum() };
+    let trained = learner.trained_parameters();
+    let mut frozen = count(reference.named_parameters());
     if let RewardSource::Model(m) = &reward {
-        frozen += m
-            .named_parameters()
-            .iter()
-            .map(|(_, t)| t.numel() as i64)
-            .sum::<i64>();
+        frozen += count(m.named_parameters());
     }
-    let b = config.prompts_per_step as i64;
-    let seq = prompts.max_len() as i64 + config.generation.max_new_tokens;
-    let plan = format!(
-        "batch: {b} prompts per step x 1 sampled response (+1 greedy baseline) = {} generations; \
-         1 minibatch, 1 optimiser step per step; up to {} tokens per step ({} per sequence: \
-         prompt <= {} + response <= {}); {} steps over {} prompts ({:.2} epochs)\n\
-         models: policy {} parameters (trained), reference {} (frozen); \
-         estimated peak memory {}",
-        2 * b,
-        2 * b * seq,
-        seq,
-        prompts.max_len(),
-        config.generation.max_new_tokens,
-        config.steps,
-        prompts.len(),
-        (config.steps * b as u64) as f64 / prompts.len() as f64,
-        policy_params,
-        frozen,
-        gib(estimate_peak_bytes(
-            policy.config(),
-            policy_params,
-            frozen,
-            b,
-            seq
-        )),
-    );
-    on_message(&RunMessage::Plan(plan));
+    on_message(&RunMessage::Plan(plan(
+        config, &prompts, &learner, trained, frozen,
+    )));
 
-    let mut optimiser = PolicyOptimiser::attach(&mut policy, config.adam_eps)?;
     let (mut step, mut elapsed_before) = (0u64, 0.0);
     if let Some(dir) = &resume_from {
-        optimiser.load_state(dir)?;
         let path = dir.join(STATE_FILE);
         let text = std::fs::read_to_string(&path).map_err(io_error(&path))?;
         let state: TrainerState = serde_json::from_str(&text)
             .map_err(|e| crate::error::malformed(&path, e.to_string()))?;
         step = state.step;
         elapsed_before = state.elapsed_s;
+        if let Some(kl_coef) = state.kl_coef {
+            learner.kl.value = kl_coef;
+        }
     } else {
         let text = hone_trainer::config::to_toml(config)?;
         crate::checkpoint::write_file(&run.config_path(), text.as_bytes())?;
@@ -822,7 +969,7 @@ pub fn run_rlhf(
         on_message,
         hone_telemetry::Event::Start(hone_telemetry::RunInfo {
             run: run.name(),
-            algorithm: "remax".into(),
+            algorithm: config.algorithm.name().into(),
             target: config.policy.display().to_string(),
             device: format!("{device:?}"),
             total_steps: config.steps,
@@ -834,12 +981,12 @@ pub fn run_rlhf(
 
     // Writes a checkpoint, records it in metrics.jsonl and tells the caller.
     let save = |step: u64,
-                policy: &CausalLm,
-                optimiser: &PolicyOptimiser,
+                learner: &Learner,
                 metrics: &mut Metrics,
                 on_message: &mut dyn FnMut(&RunMessage)|
      -> Result<PathBuf> {
         let elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
+        let policy = &learner.policy;
         let tensors: Vec<(String, Tensor)> = tch::no_grad(|| {
             policy
                 .named_parameters()
@@ -847,8 +994,13 @@ pub fn run_rlhf(
                 .map(|(n, t)| (n, t.detach().copy()))
                 .collect()
         });
-        let state = serde_json::to_vec_pretty(&TrainerState { step, elapsed_s })
-            .map_err(|e| Error::Diverged(format!("cannot serialise the trainer state: {e}")))?;
+        let kl_coef = (config.algorithm == Algorithm::Ppo).then_some(learner.kl.value);
+        let state = serde_json::to_vec_pretty(&TrainerState {
+            step,
+            elapsed_s,
+            kl_coef,
+        })
+        .map_err(|e| Error::Diverged(format!("cannot serialise the trainer state: {e}")))?;
         let path = store.save(step, None, |dir| {
             let write = || -> Result<()> {
                 write_checkpoint_files(
@@ -858,8 +1010,11 @@ pub fn run_rlhf(
                     &generation,
                     Some(&tokenizer),
                 )?;
-                let bytes = crate::safetensors::serialize(&optimiser.state_tensors())?;
+                let bytes = crate::safetensors::serialize(&learner.actor.state_tensors())?;
                 crate::checkpoint::write_file(&dir.join(OPTIMISER_FILE), &bytes)?;
+                if let Some(critic) = &learner.critic {
+                    critic.write(dir, Some(&tokenizer))?;
+                }
                 crate::checkpoint::write_file(&dir.join(STATE_FILE), &state)
             };
             write().map_err(|e| hone_trainer::Error::Checkpoint(e.to_string()))
@@ -892,7 +1047,7 @@ pub fn run_rlhf(
             })
             .transpose()
     };
-    let initial_accuracy = evaluate(&policy)?;
+    let initial_accuracy = evaluate(&learner.policy)?;
     if let Some(accuracy) = initial_accuracy {
         on_message(&RunMessage::Eval { step, accuracy });
     }
@@ -918,17 +1073,31 @@ pub fn run_rlhf(
             .iter()
             .map(|&i| prompts.answers[i].as_deref())
             .collect();
-        let outcome = remax_step(
-            &mut policy,
-            &mut optimiser,
-            &reference,
-            &reward,
-            &tokenizer,
-            &tokens,
-            &batch_ids,
-            &answers,
-            config,
-        );
+        let outcome = match (config.algorithm, &mut learner) {
+            (
+                Algorithm::Ppo,
+                Learner {
+                    policy,
+                    actor,
+                    critic: Some(critic),
+                    kl,
+                },
+            ) => crate::ppo::ppo_step(
+                policy, actor, critic, kl, &reference, &reward, &tokenizer, &tokens, &batch_ids,
+                &answers, config,
+            ),
+            (_, learner) => remax_step(
+                &learner.policy,
+                &mut learner.actor,
+                &reference,
+                &reward,
+                &tokenizer,
+                &tokens,
+                &batch_ids,
+                &answers,
+                config,
+            ),
+        };
         let mut report = match outcome {
             Ok(report) => report,
             Err(err) => break Err(err),
@@ -938,8 +1107,9 @@ pub fn run_rlhf(
         report.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
         report.learning_rate = Some(config.learning_rate);
         report.rss_bytes = hone_trainer::ppo::resident_memory();
+        report.peak_rss_bytes = hone_trainer::ppo::peak_resident_memory();
         if config.eval.every > 0 && step % config.eval.every == 0 && step < config.steps {
-            match evaluate(&policy) {
+            match evaluate(&learner.policy) {
                 Ok(Some(accuracy)) => {
                     report.eval_accuracy = Some(accuracy);
                     final_accuracy = Some(accuracy);
@@ -959,7 +1129,7 @@ pub fn run_rlhf(
         on_message(&RunMessage::Step(report));
         let checkpoint_now = control.is_some_and(|c| c.take_checkpoint_request());
         if checkpoint_now || (config.save_every > 0 && step % config.save_every == 0) {
-            let path = save(step, &policy, &optimiser, &mut metrics, on_message)?;
+            let path = save(step, &learner, &mut metrics, on_message)?;
             last_checkpoint = Some(path);
         }
     };
@@ -979,11 +1149,11 @@ pub fn run_rlhf(
         .as_ref()
         .is_none_or(|p| !p.ends_with(format!("step-{step:012}")))
     {
-        let path = save(step, &policy, &optimiser, &mut metrics, on_message)?;
+        let path = save(step, &learner, &mut metrics, on_message)?;
         last_checkpoint = Some(path);
     }
     if finish_reason == "done" {
-        final_accuracy = evaluate(&policy)?;
+        final_accuracy = evaluate(&learner.policy)?;
         if let Some(accuracy) = final_accuracy {
             on_message(&RunMessage::Eval { step, accuracy });
         }
@@ -1008,8 +1178,8 @@ pub fn run_rlhf(
 /// log-probs, the REINFORCE update.
 #[allow(clippy::too_many_arguments)]
 pub fn remax_step(
-    policy: &mut CausalLm,
-    optimiser: &mut PolicyOptimiser,
+    policy: &CausalLm,
+    optimiser: &mut Optimiser,
     reference: &CausalLm,
     reward: &RewardSource,
     tokenizer: &Tokenizer,
@@ -1064,7 +1234,7 @@ pub fn remax_step(
     )?;
     let loss = remax::loss(&logprobs, &returns, &sampled.mask)?;
     check_finite("the ReMax loss", &loss)?;
-    let grad_norm = optimiser.step(&loss, config.learning_rate, config.max_grad_norm)?;
+    let grad_norm = optimiser.step(&loss)?;
     let update_s = t3.elapsed().as_secs_f64();
 
     let maskf = sampled.mask.f_to_kind(Kind::Float)?;

@@ -222,6 +222,7 @@ fn shuffled(n: usize, seed: u64) -> Vec<usize> {
 /// leaf materialises a zero tensor of the whole buffer, which for an LLM's few hundred
 /// parameters of 10^8 elements costs far more than the model itself.
 pub struct Optimiser {
+    names: Vec<String>,
     params: Vec<Tensor>,
     exp_avg: Vec<Tensor>,
     exp_avg_sq: Vec<Tensor>,
@@ -241,6 +242,7 @@ impl Optimiser {
         max_grad_norm: f64,
     ) -> Result<(Self, HashMap<String, Tensor>)> {
         let mut params = Vec::with_capacity(named.len());
+        let mut names = Vec::with_capacity(named.len());
         let mut leaves = HashMap::with_capacity(named.len());
         for (name, t) in named {
             if t.kind() != Kind::Float {
@@ -255,6 +257,7 @@ impl Optimiser {
             leaf.f_copy_(&source)?;
             let leaf = leaf.set_requires_grad(true);
             params.push(leaf.shallow_clone());
+            names.push(name.clone());
             leaves.insert(name, leaf);
         }
         let zeros = |p: &Tensor| p.zeros_like();
@@ -262,6 +265,7 @@ impl Optimiser {
         let exp_avg_sq = params.iter().map(zeros).collect();
         Ok((
             Self {
+                names,
                 params,
                 exp_avg,
                 exp_avg_sq,
@@ -276,13 +280,25 @@ impl Optimiser {
 
     /// Backward of `loss`, clipping, one Adam step; returns the gradient norm before clipping.
     pub fn step(&mut self, loss: &Tensor) -> Result<f64> {
+        self.zero_grad()?;
+        loss.f_backward()?;
+        self.update()
+    }
+
+    /// Zeroes the gradients (before a backward whose gradients [`Self::update`] applies).
+    pub fn zero_grad(&mut self) -> Result<()> {
         for p in &self.params {
             let mut grad = p.grad();
             if grad.defined() {
                 let _ = grad.f_zero_()?;
             }
         }
-        loss.f_backward()?;
+        Ok(())
+    }
+
+    /// Clipping and one Adam step with the gradients accumulated since [`Self::zero_grad`];
+    /// returns the gradient norm before clipping (an error, and no step, when it is not finite).
+    pub fn update(&mut self) -> Result<f64> {
         tch::no_grad(|| -> Result<f64> {
             let grads: Vec<Tensor> = self
                 .params
@@ -330,7 +346,70 @@ impl Optimiser {
             Ok(norm)
         })
     }
+
+    pub fn learning_rate(&self) -> f64 {
+        self.learning_rate
+    }
+
+    pub fn set_learning_rate(&mut self, learning_rate: f64) {
+        self.learning_rate = learning_rate;
+    }
+
+    /// The moments by parameter name (`<name>.exp_avg`, `<name>.exp_avg_sq`) and the step count
+    /// (`step`), for a checkpoint.
+    pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::with_capacity(2 * self.names.len() + 1);
+        for ((name, m), v) in self.names.iter().zip(&self.exp_avg).zip(&self.exp_avg_sq) {
+            out.push((format!("{name}.exp_avg"), m.shallow_clone()));
+            out.push((format!("{name}.exp_avg_sq"), v.shallow_clone()));
+        }
+        out.push((STEP.to_owned(), Tensor::from_slice(&[self.steps as i64])));
+        out
+    }
+
+    /// Restores what [`Self::state_tensors`] wrote; `source` names the file in errors. Every
+    /// parameter's moments must be there with its shape.
+    pub fn load_state(&mut self, tensors: &HashMap<String, Tensor>, source: &str) -> Result<()> {
+        let missing = |tensor: String, message: String| Error::Tensor {
+            source_name: source.to_owned(),
+            tensor,
+            message,
+        };
+        let steps = tensors
+            .get(STEP)
+            .ok_or_else(|| missing(STEP.into(), "missing".into()))?
+            .f_int64_value(&[0])?;
+        let mut loaded = Vec::with_capacity(2 * self.names.len());
+        for (name, p) in self.names.iter().zip(&self.params) {
+            for moment in ["exp_avg", "exp_avg_sq"] {
+                let key = format!("{name}.{moment}");
+                let t = tensors
+                    .get(&key)
+                    .ok_or_else(|| missing(key.clone(), "missing".into()))?;
+                if t.size() != p.size() {
+                    return Err(missing(
+                        key,
+                        format!("has shape {:?}, expected {:?}", t.size(), p.size()),
+                    ));
+                }
+                loaded.push(t.f_to_kind(Kind::Float)?.f_to_device(p.device())?);
+            }
+        }
+        let mut loaded = loaded.into_iter();
+        for (m, v) in self.exp_avg.iter_mut().zip(&mut self.exp_avg_sq) {
+            if let (Some(a), Some(b)) = (loaded.next(), loaded.next()) {
+                *m = a;
+                *v = b;
+            }
+        }
+        self.steps = i32::try_from(steps)
+            .map_err(|_| missing(STEP.into(), format!("{steps} is not a valid step count")))?;
+        Ok(())
+    }
 }
+
+/// The step count's name in [`Optimiser::state_tensors`].
+const STEP: &str = "step";
 
 /// One optimiser step's numbers, for progress output.
 #[derive(Clone, Debug, Serialize)]

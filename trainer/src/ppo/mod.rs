@@ -815,8 +815,17 @@ pub fn set_torch_threads(threads: usize) {
 
 /// Resident memory of this process in bytes (Linux).
 pub fn resident_memory() -> Option<u64> {
+    process_status_bytes("VmRSS:")
+}
+
+/// The process's peak resident memory so far in bytes (Linux: VmHWM), when known.
+pub fn peak_resident_memory() -> Option<u64> {
+    process_status_bytes("VmHWM:")
+}
+
+fn process_status_bytes(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
