@@ -52,7 +52,8 @@ struct RunArgs {
 
 #[derive(Debug, Args)]
 struct TaskArgs {
-    /// sort (digit sorting) or decoy (digit sorting with decoy-prefixed wrong responses).
+    /// sort (digit sorting), decoy (digit sorting with decoy-prefixed wrong responses) or add
+    /// ("What is a+b? Answer with just the number.", --min-len/--max-len digits per operand).
     task: String,
     /// The JSONL file to write.
     #[arg(long)]
@@ -89,7 +90,8 @@ fn write_task(args: &TaskArgs) -> Result<()> {
             args.p_correct,
             args.seed,
         )?,
-        other => bail!("unknown task {other:?}: expected sort or decoy"),
+        "add" => tasks::addition(args.count, args.min_len, args.max_len, args.seed)?,
+        other => bail!("unknown task {other:?}: expected sort, decoy or add"),
     };
     tasks::write_jsonl(&args.out, &examples)?;
     println!(

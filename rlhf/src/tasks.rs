@@ -117,6 +117,45 @@ pub fn decoy(
     Ok(examples)
 }
 
+/// Addition in words, for chat models: `What is 37+58? Answer with just the number.` → `95`,
+/// each operand uniform over the numbers of `min_digits..=max_digits` digits (at most 9).
+pub fn addition(
+    count: usize,
+    min_digits: usize,
+    max_digits: usize,
+    seed: u64,
+) -> Result<Vec<TaskExample>> {
+    check_range("digits", min_digits, max_digits)?;
+    if max_digits > 9 {
+        return Err(Error::Parameter {
+            name: "digits",
+            value: format!("{min_digits}..={max_digits}"),
+            expected: "at most 9 digits per operand".into(),
+        });
+    }
+    let mut rng = SplitMix::new(seed);
+    let mut operand = |rng: &mut SplitMix| {
+        let digits = min_digits + rng.below((max_digits - min_digits + 1) as u64) as usize;
+        let lo = if digits == 1 {
+            0
+        } else {
+            10u64.pow(digits as u32 - 1)
+        };
+        lo + rng.below(10u64.pow(digits as u32) - lo)
+    };
+    Ok((0..count)
+        .map(|_| {
+            let (a, b) = (operand(&mut rng), operand(&mut rng));
+            let answer = (a + b).to_string();
+            TaskExample {
+                prompt: format!("What is {a}+{b}? Answer with just the number."),
+                response: answer.clone(),
+                answer,
+            }
+        })
+        .collect())
+}
+
 /// Writes examples as JSONL (one object a line), atomically.
 pub fn write_jsonl(path: &Path, examples: &[TaskExample]) -> Result<()> {
     let mut bytes = Vec::new();
@@ -242,6 +281,24 @@ mod tests {
             assert_eq!(ex.response.len(), ex.answer.len() + 1);
         }
         assert!(decoy(1, 3, 5, 1.5, 0).is_err());
+    }
+
+    #[test]
+    fn addition_has_operands_of_the_asked_digits_and_their_sum() {
+        let examples = addition(500, 2, 2, 7).unwrap();
+        for ex in &examples {
+            let rest = ex.prompt.strip_prefix("What is ").unwrap();
+            let (sum, tail) = rest.split_once('?').unwrap();
+            assert_eq!(tail, " Answer with just the number.");
+            let (a, b) = sum.split_once('+').unwrap();
+            let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
+            assert!((10..100).contains(&a) && (10..100).contains(&b), "{a} {b}");
+            assert_eq!(ex.answer, (a + b).to_string());
+            assert_eq!(ex.response, ex.answer);
+        }
+        assert_ne!(examples[0].prompt, examples[1].prompt);
+        assert_eq!(addition(3, 2, 2, 7).unwrap(), examples[..3]);
+        assert!(addition(1, 2, 10, 0).is_err());
     }
 
     #[test]
