@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
-use hone_rlhf::run::{RunConfig, RunMessage, run_rlhf};
+use hone_rlhf::run::{RlhfStep, RunConfig, RunMessage, run_rlhf};
 use hone_rlhf::tasks;
 use hone_trainer::run_dir::RunDir;
 
@@ -100,7 +100,24 @@ fn write_task(args: &TaskArgs) -> Result<()> {
     Ok(())
 }
 
+/// The warning for a step whose KL to the reference passed the run file's `alert_kl`.
+fn kl_warning(step: &RlhfStep) -> Option<String> {
+    let threshold = step.alert_kl?;
+    (step.kl_to_reference > threshold).then(|| {
+        format!(
+            "warning: step {} kl_to_reference {:.4} > alert_kl {threshold} (the policy is \
+             drifting from its reference; raise remax.kl_coef or lower learning_rate)",
+            step.step, step.kl_to_reference
+        )
+    })
+}
+
 pub fn print_message(message: &RunMessage) {
+    if let RunMessage::Step(step) = message
+        && let Some(warning) = kl_warning(step)
+    {
+        println!("{warning}");
+    }
     match message {
         RunMessage::Plan(plan) => println!("{plan}"),
         RunMessage::Eval { step, accuracy } => {
@@ -173,6 +190,11 @@ fn run_file(args: &RunArgs) -> Result<()> {
                 RunMessage::Telemetry(event) => observer(event),
                 // The dashboard's log pane tails hone.log.
                 RunMessage::Plan(plan) => tracing::info!("{plan}"),
+                RunMessage::Step(step) => {
+                    if let Some(warning) = kl_warning(step) {
+                        tracing::warn!("{warning}");
+                    }
+                }
                 _ => {}
             };
             Ok(run_rlhf(
@@ -370,4 +392,26 @@ pub fn run_sharpen(command: &SharpenCommand) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_over_alert_kl_gets_a_warning_line() {
+        let step = |kl: f64, alert_kl: Option<f64>| RlhfStep {
+            step: 12,
+            kl_to_reference: kl,
+            alert_kl,
+            ..RlhfStep::default()
+        };
+        assert_eq!(kl_warning(&step(9.0, None)), None);
+        assert_eq!(kl_warning(&step(0.5, Some(0.5))), None);
+        let warning = kl_warning(&step(0.75, Some(0.5))).unwrap();
+        assert!(
+            warning.starts_with("warning: step 12 kl_to_reference 0.7500 > alert_kl 0.5"),
+            "{warning}"
+        );
+    }
 }

@@ -166,6 +166,8 @@ pub struct RunConfig {
     pub reward: RewardConfig,
     pub eval: EvalConfig,
     pub remax: RemaxConfig,
+    /// A step whose kl_to_reference exceeds this raises the dashboard's alert (none: no alert).
+    pub alert_kl: Option<f64>,
 }
 
 impl Default for RunConfig {
@@ -191,6 +193,7 @@ impl Default for RunConfig {
             reward: RewardConfig::default(),
             eval: EvalConfig::default(),
             remax: RemaxConfig::default(),
+            alert_kl: None,
         }
     }
 }
@@ -283,6 +286,11 @@ impl RunConfig {
         }
         if !(r.gamma > 0.0 && r.gamma <= 1.0) {
             return Err(bad("remax.gamma", r.gamma, "in (0, 1]"));
+        }
+        if let Some(t) = self.alert_kl
+            && !(t > 0.0 && t.is_finite())
+        {
+            return Err(bad("alert_kl", t, "> 0 (leave it out for no alert)"));
         }
         if self.eval.batch_size == 0 {
             return Err(bad("eval.batch_size", 0, "at least 1"));
@@ -606,6 +614,8 @@ pub struct RlhfStep {
     pub grad_norm: f64,
     /// Greedy accuracy on the evaluation prompts, when evaluated after this step.
     pub eval_accuracy: Option<f64>,
+    /// The run file's `alert_kl`, for the dashboard's alert.
+    pub alert_kl: Option<f64>,
 }
 
 /// What the run loop reports besides steps.
@@ -938,6 +948,7 @@ pub fn run_rlhf(
         report.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
         report.learning_rate = Some(config.learning_rate);
         report.rss_bytes = hone_trainer::ppo::resident_memory();
+        report.alert_kl = config.alert_kl;
         if config.eval.every > 0 && step % config.eval.every == 0 && step < config.steps {
             match evaluate(&policy) {
                 Ok(Some(accuracy)) => {
