@@ -9,6 +9,8 @@ use hone_rlhf::run::{RlhfStep, RunConfig, RunMessage, run_rlhf};
 use hone_rlhf::tasks;
 use hone_trainer::run_dir::RunDir;
 
+mod demo;
+
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct RlhfArgs {
@@ -22,6 +24,10 @@ pub struct RlhfArgs {
 enum RlhfCommand {
     /// Write a built-in task's examples as JSONL ({"prompt", "response", "answer"}).
     Task(TaskArgs),
+    /// The whole pipeline on the built-in tasks with tiny models, on a CPU: SFT and ReMax on
+    /// sorting, then best-of-N, SFT-sharpening and RLHF-sharpening on the decoy task, with
+    /// greedy accuracy before and after each stage (minutes; --quick: seconds).
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Debug, Args)]
@@ -75,6 +81,7 @@ struct TaskArgs {
 pub fn run(args: &RlhfArgs) -> Result<()> {
     match &args.command {
         Some(RlhfCommand::Task(task)) => write_task(task),
+        Some(RlhfCommand::Demo(demo)) => demo::run(demo),
         None => run_file(&args.run),
     }
 }
