@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
-# ReMax on digit sorting, end to end on a CPU: task data, a tiny random Llama, a short SFT,
-# then `hone rlhf --config configs/remax_sort.toml`, printing greedy accuracy before and after.
-# Usage: scripts/remax_sort.sh [work dir] (default runs/remax-sort-demo); HONE=path/to/hone.
+# ReMax on digit sorting, end to end on a CPU: task data, a tiny random Llama, a short SFT
+# (configs/sft_sort.toml), then `hone rlhf --config configs/remax_sort.toml`, printing greedy
+# accuracy on 200 held-out prompts before and after ReMax and its wall time.
+# Usage: scripts/remax_sort.sh [work dir] (default runs/remax-sort-demo); HONE=path/to/hone,
+# SEED=n (data, initialisation and runs; default 1, as `hone rlhf demo`).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 hone="${HONE:-$repo/target/release/hone}"
+seed="${SEED:-1}"
 work="${1:-runs/remax-sort-demo}"
 mkdir -p "$work"
 cd "$work"
-"$hone" rlhf task sort --out train.jsonl --count 4000 --min-len 3 --max-len 6 --seed 1
-"$hone" rlhf task sort --out eval.jsonl --count 200 --min-len 3 --max-len 6 --seed 2
+"$hone" rlhf task sort --out train.jsonl --count 4000 --min-len 3 --max-len 6 --seed "$seed"
+"$hone" rlhf task sort --out eval.jsonl --count 200 --min-len 3 --max-len 6 --seed $((seed + 1))
 rm -rf init sft remax
-"$hone" init --layers 2 --hidden 64 --heads 4 --max-positions 64 --out init
-"$hone" sft --name sft --runs-dir . --set model=init --set data=train.jsonl \
-  --set learning_rate=3e-3 --set batch_size=32 --set max_steps=100 --set max_length=32 \
-  | tail -n 2
+"$hone" init --layers 2 --hidden 64 --heads 4 --max-positions 64 --seed "$seed" --out init
+"$hone" sft --config "$repo/configs/sft_sort.toml" --name sft --runs-dir . --set model=init \
+  --set data=train.jsonl --set seed="$seed" | tail -n 2
 start=$(date +%s)
-"$hone" rlhf --config "$repo/configs/remax_sort.toml" --name remax --runs-dir .
+"$hone" rlhf --config "$repo/configs/remax_sort.toml" --name remax --runs-dir . --no-tui \
+  --set policy="$(ls -d sft/checkpoints/step-* | tail -n 1)" --set seed="$seed"
 echo "ReMax wall time: $(( $(date +%s) - start )) s"

@@ -5,9 +5,11 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
-use hone_rlhf::run::{RunConfig, RunMessage, run_rlhf};
+use hone_rlhf::run::{RlhfStep, RunConfig, RunMessage, run_rlhf};
 use hone_rlhf::tasks;
 use hone_trainer::run_dir::RunDir;
+
+mod demo;
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -22,6 +24,10 @@ pub struct RlhfArgs {
 enum RlhfCommand {
     /// Write a built-in task's examples as JSONL ({"prompt", "response", "answer"}).
     Task(TaskArgs),
+    /// The whole pipeline on the built-in tasks with tiny models, on a CPU: SFT and ReMax on
+    /// sorting, then best-of-N, SFT-sharpening and RLHF-sharpening on the decoy task, with
+    /// greedy accuracy before and after each stage (minutes; --quick: seconds).
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Debug, Args)]
@@ -76,6 +82,7 @@ struct TaskArgs {
 pub fn run(args: &RlhfArgs) -> Result<()> {
     match &args.command {
         Some(RlhfCommand::Task(task)) => write_task(task),
+        Some(RlhfCommand::Demo(demo)) => demo::run(demo),
         None => run_file(&args.run),
     }
 }
@@ -102,7 +109,24 @@ fn write_task(args: &TaskArgs) -> Result<()> {
     Ok(())
 }
 
+/// The warning for a step whose KL to the reference passed the run file's `alert_kl`.
+fn kl_warning(step: &RlhfStep) -> Option<String> {
+    let threshold = step.alert_kl?;
+    (step.kl_to_reference > threshold).then(|| {
+        format!(
+            "warning: step {} kl_to_reference {:.4} > alert_kl {threshold} (the policy is \
+             drifting from its reference; raise remax.kl_coef or lower learning_rate)",
+            step.step, step.kl_to_reference
+        )
+    })
+}
+
 pub fn print_message(message: &RunMessage) {
+    if let RunMessage::Step(step) = message
+        && let Some(warning) = kl_warning(step)
+    {
+        println!("{warning}");
+    }
     match message {
         RunMessage::Plan(plan) => println!("{plan}"),
         RunMessage::Eval { step, accuracy } => {
@@ -183,6 +207,11 @@ fn run_file(args: &RunArgs) -> Result<()> {
                 RunMessage::Telemetry(event) => observer(event),
                 // The dashboard's log pane tails hone.log.
                 RunMessage::Plan(plan) => tracing::info!("{plan}"),
+                RunMessage::Step(step) => {
+                    if let Some(warning) = kl_warning(step) {
+                        tracing::warn!("{warning}");
+                    }
+                }
                 _ => {}
             };
             Ok(run_rlhf(
@@ -380,4 +409,26 @@ pub fn run_sharpen(command: &SharpenCommand) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_over_alert_kl_gets_a_warning_line() {
+        let step = |kl: f64, alert_kl: Option<f64>| RlhfStep {
+            step: 12,
+            kl_to_reference: kl,
+            alert_kl,
+            ..RlhfStep::default()
+        };
+        assert_eq!(kl_warning(&step(9.0, None)), None);
+        assert_eq!(kl_warning(&step(0.5, Some(0.5))), None);
+        let warning = kl_warning(&step(0.75, Some(0.5))).unwrap();
+        assert!(
+            warning.starts_with("warning: step 12 kl_to_reference 0.7500 > alert_kl 0.5"),
+            "{warning}"
+        );
+    }
 }

@@ -175,6 +175,8 @@ pub struct RunConfig {
     pub eval: EvalConfig,
     pub remax: RemaxConfig,
     pub ppo: PpoConfig,
+    /// A step whose kl_to_reference exceeds this raises the dashboard's alert (none: no alert).
+    pub alert_kl: Option<f64>,
 }
 
 impl Default for RunConfig {
@@ -201,6 +203,7 @@ impl Default for RunConfig {
             eval: EvalConfig::default(),
             remax: RemaxConfig::default(),
             ppo: PpoConfig::default(),
+            alert_kl: None,
         }
     }
 }
@@ -295,6 +298,11 @@ impl RunConfig {
             return Err(bad("remax.gamma", r.gamma, "in (0, 1]"));
         }
         self.validate_ppo()?;
+        if let Some(t) = self.alert_kl
+            && !(t > 0.0 && t.is_finite())
+        {
+            return Err(bad("alert_kl", t, "> 0 (leave it out for no alert)"));
+        }
         if self.eval.batch_size == 0 {
             return Err(bad("eval.batch_size", 0, "at least 1"));
         }
@@ -706,6 +714,8 @@ pub struct RlhfStep {
     pub grad_norm: f64,
     /// Greedy accuracy on the evaluation prompts, when evaluated after this step.
     pub eval_accuracy: Option<f64>,
+    /// The run file's `alert_kl`, for the dashboard's alert.
+    pub alert_kl: Option<f64>,
 }
 
 /// What the run loop reports besides steps.
@@ -1108,6 +1118,7 @@ pub fn run_rlhf(
         report.learning_rate = Some(config.learning_rate);
         report.rss_bytes = hone_trainer::ppo::resident_memory();
         report.peak_rss_bytes = hone_trainer::ppo::peak_resident_memory();
+        report.alert_kl = config.alert_kl;
         if config.eval.every > 0 && step % config.eval.every == 0 && step < config.steps {
             match evaluate(&learner.policy) {
                 Ok(Some(accuracy)) => {

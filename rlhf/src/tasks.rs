@@ -134,7 +134,7 @@ pub fn addition(
         });
     }
     let mut rng = SplitMix::new(seed);
-    let mut operand = |rng: &mut SplitMix| {
+    let operand = |rng: &mut SplitMix| {
         let digits = min_digits + rng.below((max_digits - min_digits + 1) as u64) as usize;
         let lo = if digits == 1 {
             0

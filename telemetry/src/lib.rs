@@ -122,6 +122,10 @@ pub struct RlhfEvent {
     /// GPU memory held by the training process, when on CUDA and known.
     #[serde(default)]
     pub gpu_memory_bytes: Option<u64>,
+    /// The run's alert threshold on `kl_to_reference` (`alert_kl` of the run file), when set:
+    /// carried by every step so a dashboard attached at any time knows it.
+    #[serde(default)]
+    pub alert_kl: Option<f64>,
 }
 
 /// Seconds spent per phase during an RLHF step.

@@ -5,6 +5,7 @@ mod dashboard;
 mod doctor;
 mod llm;
 mod rlhf;
+mod rlhf_demo;
 mod train;
 
 use std::process::{Command, Output};

@@ -897,6 +897,18 @@ fn render_rlhf(frame: &mut Frame, area: Rect, state: &DashboardState, ui: &UiSta
         );
         return;
     };
+    // Health problems (a KL past the run's alert_kl, NaN/Inf) above everything else.
+    let alert_rows = match state.alerts().len() {
+        0 => 0,
+        n => u16::try_from(n + 2)
+            .unwrap_or(u16::MAX)
+            .min(area.height / 3),
+    };
+    let [alerts_area, area] =
+        Layout::vertical([Constraint::Length(alert_rows), Constraint::Min(0)]).areas(area);
+    if alert_rows > 0 {
+        render_alerts(frame, alerts_area, state);
+    }
     let [top, bottom] =
         Layout::vertical([Constraint::Percentage(62), Constraint::Percentage(38)]).areas(area);
     let [chart_area, latest_area] =
@@ -983,7 +995,17 @@ fn render_rlhf(frame: &mut Frame, area: Rect, state: &DashboardState, ui: &UiSta
         row("reward", reward),
         row("baseline", opt(last.baseline_reward_mean)),
         row("sampled−base", opt(advantage)),
-        row("KL to ref", num(last.kl_to_reference)),
+        if crate::state::rlhf_kl_exceeds(last) {
+            Line::from(vec![
+                Span::styled(format!("{:<14}", "KL to ref"), dim),
+                Span::styled(
+                    format!("{} > {}", num(last.kl_to_reference), opt(last.alert_kl)),
+                    Style::new().fg(Color::Red).bold(),
+                ),
+            ])
+        } else {
+            row("KL to ref", num(last.kl_to_reference))
+        },
         row("response len", format!("{:.1}", last.response_length_mean)),
         row("tokens/s", si(last.tokens_per_s)),
         row("policy loss", opt(last.policy_loss)),

@@ -121,6 +121,7 @@ fn rlhf_state() -> DashboardState {
             learning_rate: Some(1e-6),
             rss_bytes: Some(3 << 30),
             gpu_memory_bytes: Some(7 << 30),
+            alert_kl: Some(0.2),
         }));
     }
     state.system.cpu_percent = Some(99.0);
@@ -248,6 +249,26 @@ fn rlhf_tab_cycled_to_kl_and_overview_shows_gpu_memory() {
         36,
     ));
     assert!(overview.contains("7.0 GiB"), "{overview}");
+}
+
+#[test]
+fn rlhf_tab_shows_the_kl_alert_when_a_step_passes_alert_kl() {
+    let mut state = rlhf_state();
+    let quiet = screen_text(&draw(&state, &ui(Mode::Monitor, Tab::Rlhf), 140, 44));
+    assert!(!quiet.contains("alert"), "{quiet}");
+    let mut hot = state.last_rlhf().unwrap().clone();
+    hot.step = 41;
+    hot.elapsed_s += 6.0;
+    hot.kl_to_reference = 0.35;
+    state.apply(&Event::Rlhf(hot));
+    let text = screen_text(&draw(&state, &ui(Mode::Monitor, Tab::Rlhf), 140, 44));
+    for expected in [
+        "Health: 1 alert",
+        "KL to reference 0.3500 > alert_kl 0.2000 (1 step over)",
+        "0.3500 > 0.2000",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
 }
 
 #[test]

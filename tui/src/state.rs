@@ -58,6 +58,13 @@ pub enum Alert {
         /// Updates so far whose approx_kl exceeded the threshold.
         updates_over: u64,
     },
+    /// An RLHF policy drifted from its reference past the run's `alert_kl`.
+    KlToReference {
+        kl: f64,
+        threshold: f64,
+        /// RLHF steps so far whose KL exceeded the threshold.
+        steps_over: u64,
+    },
     EntropyCollapse {
         entropy: f64,
         initial: f64,
@@ -85,6 +92,17 @@ impl std::fmt::Display for Alert {
                 metric(*approx_kl),
                 metric(*threshold),
                 if *updates_over == 1 { "" } else { "s" }
+            ),
+            Alert::KlToReference {
+                kl,
+                threshold,
+                steps_over,
+            } => write!(
+                f,
+                "KL to reference {} > alert_kl {} ({steps_over} step{} over)",
+                metric(*kl),
+                metric(*threshold),
+                if *steps_over == 1 { "" } else { "s" }
             ),
             Alert::EntropyCollapse { entropy, initial } => write!(
                 f,
@@ -173,6 +191,8 @@ pub struct DashboardState {
     pub finish: Option<(u64, String)>,
     initial_entropy: Option<f64>,
     kl_over: u64,
+    /// RLHF steps whose kl_to_reference exceeded their `alert_kl`.
+    rlhf_kl_over: u64,
     non_finite: Vec<(&'static str, u64)>,
     pub thresholds: AlertThresholds,
     pub system: SystemStats,
@@ -276,6 +296,9 @@ impl DashboardState {
             ("policy_loss", step.policy_loss),
         ];
         self.note_non_finite(&values, step.step);
+        if rlhf_kl_exceeds(step) {
+            self.rlhf_kl_over += 1;
+        }
         self.rlhf.push_back(step.clone());
         thin(&mut self.rlhf);
     }
@@ -478,6 +501,16 @@ impl DashboardState {
             .iter()
             .map(|&(metric, step)| Alert::NonFinite { metric, step })
             .collect();
+        if let Some(last) = self.last_rlhf()
+            && let Some(threshold) = last.alert_kl
+            && rlhf_kl_exceeds(last)
+        {
+            alerts.push(Alert::KlToReference {
+                kl: last.kl_to_reference,
+                threshold,
+                steps_over: self.rlhf_kl_over,
+            });
+        }
         let t = &self.thresholds;
         if let Some(last) = self.last_update() {
             let losses = &last.losses;
@@ -511,6 +544,11 @@ impl DashboardState {
         }
         alerts
     }
+}
+
+/// Whether an RLHF step's KL to the reference is above the run's alert threshold.
+pub fn rlhf_kl_exceeds(step: &RlhfEvent) -> bool {
+    step.alert_kl.is_some_and(|t| step.kl_to_reference > t)
 }
 
 fn thin<T>(history: &mut VecDeque<T>) {
@@ -871,5 +909,40 @@ pub(crate) mod tests {
                 step: 11
             }]
         );
+    }
+
+    #[test]
+    fn rlhf_kl_above_the_runs_alert_kl_is_an_alert_while_it_lasts() {
+        let mut state = DashboardState::default();
+        state.apply(&start(100));
+        let step = |n: u64, kl: f64, alert_kl: Option<f64>| {
+            Event::Rlhf(RlhfEvent {
+                step: n,
+                elapsed_s: n as f64,
+                kl_to_reference: kl,
+                alert_kl,
+                ..Default::default()
+            })
+        };
+        // No threshold set: any KL is quiet.
+        state.apply(&step(1, 50.0, None));
+        assert_eq!(state.alerts(), vec![]);
+        // At the threshold is not over it.
+        state.apply(&step(2, 0.5, Some(0.5)));
+        assert_eq!(state.alerts(), vec![]);
+        state.apply(&step(3, 0.75, Some(0.5)));
+        state.apply(&step(4, 0.625, Some(0.5)));
+        let alerts = state.alerts();
+        assert_eq!(
+            alerts,
+            vec![Alert::KlToReference {
+                kl: 0.625,
+                threshold: 0.5,
+                steps_over: 2
+            }]
+        );
+        assert!(alerts[0].to_string().contains("alert_kl"), "{}", alerts[0]);
+        state.apply(&step(5, 0.25, Some(0.5)));
+        assert_eq!(state.alerts(), vec![]);
     }
 }
