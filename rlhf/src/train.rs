@@ -499,34 +499,75 @@ pub fn run_sft(
                 .map_err(|e| hone_trainer::Error::Checkpoint(e.to_string()))
         })?)
     };
-    let mut step = 0u64;
-    let mut last_checkpoint = None;
-    let mut final_loss = f64::NAN;
-    'epochs: for epoch in 0..config.epochs {
-        let order = shuffled(examples.len(), config.seed.wrapping_add(epoch as u64));
-        for batch in order.chunks(config.batch_size) {
-            let started = Instant::now();
+    train_batches(
+        config,
+        "SFT",
+        examples.len(),
+        &mut optimiser,
+        on_step,
+        &mut |batch| {
             let ids: Vec<Vec<i64>> = batch.iter().map(|&i| examples[i].ids.clone()).collect();
             let targets: Vec<Vec<i64>> =
                 batch.iter().map(|&i| examples[i].targets.clone()).collect();
             let (input, mask) = left_pad(&ids, pad, device)?;
             let (target_mask, _) = left_pad(&targets, 0, device)?;
             let loss = sft_loss(&model, &input, &mask, &target_mask)?;
-            final_loss = check_finite("the SFT loss", loss.f_double_value(&[])?)?;
+            Ok(BatchLoss {
+                loss,
+                accuracy: None,
+                tokens: mask.f_sum(Kind::Int64)?.f_int64_value(&[])?,
+            })
+        },
+        &mut |step| save(step, &model),
+    )
+}
+
+/// A batch's loss, its accuracy where there is one (reward models), and its tokens.
+struct BatchLoss {
+    loss: Tensor,
+    accuracy: Option<f64>,
+    tokens: i64,
+}
+
+/// The loop SFT and reward-model training share: epochs of seeded shuffles of `examples`
+/// items in batches, one optimiser step on each batch's loss (from `batch_loss`), reported to `on_step`, saved every
+/// `checkpoint_every` steps and at the end; stops after `max_steps` when set.
+fn train_batches(
+    config: &TrainConfig,
+    what: &str,
+    examples: usize,
+    optimiser: &mut Optimiser,
+    on_step: &mut dyn FnMut(&StepReport),
+    batch_loss: &mut dyn FnMut(&[usize]) -> Result<BatchLoss>,
+    save: &mut dyn FnMut(u64) -> Result<PathBuf>,
+) -> Result<TrainSummary> {
+    let mut step = 0u64;
+    let mut last_checkpoint = None;
+    let mut final_loss = f64::NAN;
+    'epochs: for epoch in 0..config.epochs {
+        let order = shuffled(examples, config.seed.wrapping_add(epoch as u64));
+        for batch in order.chunks(config.batch_size) {
+            let started = Instant::now();
+            let BatchLoss {
+                loss,
+                accuracy,
+                tokens,
+            } = batch_loss(batch)?;
+            final_loss = check_finite(&format!("the {what} loss"), loss.f_double_value(&[])?)?;
             let grad_norm = optimiser.step(&loss)?;
             step += 1;
             on_step(&StepReport {
                 step,
                 epoch,
                 loss: final_loss,
-                accuracy: None,
+                accuracy,
                 grad_norm,
-                tokens: mask.f_sum(Kind::Int64)?.f_int64_value(&[])?,
+                tokens,
                 seconds: started.elapsed().as_secs_f64(),
             });
-            tracing::info!(step, loss = final_loss, grad_norm, "sft step");
+            tracing::info!(what, step, loss = final_loss, accuracy, grad_norm, "step");
             if config.checkpoint_every > 0 && step.is_multiple_of(config.checkpoint_every) {
-                last_checkpoint = Some(save(step, &model)?);
+                last_checkpoint = Some(save(step)?);
             }
             if config.max_steps > 0 && step >= config.max_steps {
                 break 'epochs;
@@ -537,7 +578,7 @@ pub fn run_sft(
         .as_ref()
         .is_none_or(|p| !p.ends_with(format!("step-{step:012}")))
     {
-        last_checkpoint = Some(save(step, &model)?);
+        last_checkpoint = Some(save(step)?);
     }
     Ok(TrainSummary {
         steps: step,
@@ -658,13 +699,13 @@ pub fn run_rm(
                 .map_err(|e| hone_trainer::Error::Checkpoint(e.to_string()))
         })?)
     };
-    let mut step = 0u64;
-    let mut last_checkpoint = None;
-    let mut final_loss = f64::NAN;
-    'epochs: for epoch in 0..config.epochs {
-        let order = shuffled(pairs.len(), config.seed.wrapping_add(epoch as u64));
-        for batch in order.chunks(config.batch_size) {
-            let started = Instant::now();
+    train_batches(
+        config,
+        "reward-model",
+        pairs.len(),
+        &mut optimiser,
+        on_step,
+        &mut |batch| {
             // Chosen rows first, then rejected, in one padded batch.
             let seqs: Vec<Vec<i64>> = batch
                 .iter()
@@ -676,38 +717,15 @@ pub fn run_rm(
             let n = batch.len() as i64;
             let (loss, accuracy) =
                 bradley_terry(&rewards.f_narrow(0, 0, n)?, &rewards.f_narrow(0, n, n)?)?;
-            final_loss = check_finite("the reward-model loss", loss.f_double_value(&[])?)?;
-            let grad_norm = optimiser.step(&loss)?;
-            step += 1;
-            on_step(&StepReport {
-                step,
-                epoch,
-                loss: final_loss,
+            let tokens = mask.f_sum(Kind::Int64)?.f_int64_value(&[])?;
+            Ok(BatchLoss {
+                loss,
                 accuracy: Some(accuracy),
-                grad_norm,
-                tokens: mask.f_sum(Kind::Int64)?.f_int64_value(&[])?,
-                seconds: started.elapsed().as_secs_f64(),
-            });
-            tracing::info!(step, loss = final_loss, accuracy, grad_norm, "rm step");
-            if config.checkpoint_every > 0 && step.is_multiple_of(config.checkpoint_every) {
-                last_checkpoint = Some(save(step, &model)?);
-            }
-            if config.max_steps > 0 && step >= config.max_steps {
-                break 'epochs;
-            }
-        }
-    }
-    if last_checkpoint
-        .as_ref()
-        .is_none_or(|p| !p.ends_with(format!("step-{step:012}")))
-    {
-        last_checkpoint = Some(save(step, &model)?);
-    }
-    Ok(TrainSummary {
-        steps: step,
-        last_checkpoint,
-        final_loss,
-    })
+                tokens,
+            })
+        },
+        &mut |step| save(step, &model),
+    )
 }
 
 #[cfg(test)]
