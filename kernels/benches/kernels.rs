@@ -397,6 +397,27 @@ fn bench_kl_and_sampling(c: &mut Criterion) {
     group.finish();
 }
 
+/// One decoding step's products in SmolLM2-135M (8 rows; q/k/v and gate/up fused, the LM
+/// head): the few-row loop against libtorch's `linear` and its `W hᵀ` form.
+fn bench_few_rows(c: &mut Criterion) {
+    let mut group = c.benchmark_group("few_rows_linear");
+    for (n, k) in [(960i64, 576i64), (3072, 576), (576, 1536), (49152, 576)] {
+        let w = Tensor::randn([n, k], (Kind::Float, Device::Cpu));
+        let x = Tensor::randn([8, k], (Kind::Float, Device::Cpu));
+        let id = format!("8x{k}.{n}x{k}T");
+        group.bench_function(BenchmarkId::new("few_rows", &id), |b| {
+            b.iter(|| black_box(tensor::few_rows::linear_few_rows(&x, &w, None).unwrap()))
+        });
+        group.bench_function(BenchmarkId::new("libtorch_linear", &id), |b| {
+            b.iter(|| black_box(x.linear::<Tensor>(&w, None)))
+        });
+        group.bench_function(BenchmarkId::new("libtorch_w_xT", &id), |b| {
+            b.iter(|| black_box(w.mm(&x.tr()).tr().contiguous()))
+        });
+    }
+    group.finish();
+}
+
 fn main() {
     tch::set_num_threads(std::thread::available_parallelism().map_or(1, |n| n.get() as i32));
     let _ = Device::Cpu;
@@ -410,5 +431,6 @@ fn main() {
     bench_masked(&mut c);
     bench_token(&mut c);
     bench_kl_and_sampling(&mut c);
+    bench_few_rows(&mut c);
     c.final_summary();
 }

@@ -1,5 +1,6 @@
-//! Pure-Rust kernels over `f32` slices: advantages and returns of a rollout, and running
-//! statistics for observation and reward normalisation.
+//! Pure-Rust kernels over `f32` slices: advantages and returns of a rollout, running
+//! statistics for observation and reward normalisation, and the few-row products of decoding.
 
 pub mod advantage;
+pub mod few_rows;
 pub mod running_stats;

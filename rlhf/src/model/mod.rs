@@ -10,6 +10,7 @@ pub mod llama;
 
 use std::collections::HashMap;
 
+use hone_kernels::linear_few_rows;
 use tch::{Device, Kind, Tensor};
 
 use crate::config::{ArchConfig, ModelConfig};
@@ -397,6 +398,9 @@ impl CausalLm {
         let head = self.lm_head_weight();
         let size = hidden.size();
         let rows: i64 = size[..size.len().saturating_sub(1)].iter().product();
+        if let Some(logits) = linear_few_rows(hidden, head, None)? {
+            return Ok(logits);
+        }
         if self.device == Device::Cpu && (2..=SMALL_HEAD_BATCH).contains(&rows) {
             // A few rows (a decoding step): `W h^T` streams the [V, H] head once and measured
             // 1.4-1.9x faster than `h W^T` on CPU at 8 rows (SmolLM2, V = 49152).
@@ -422,7 +426,11 @@ impl CausalLm {
 /// Up to this many hidden rows, CPU logits are computed as `W h^T` (see [`CausalLm::logits`]).
 const SMALL_HEAD_BATCH: i64 = 16;
 
-/// `x @ w^T (+ b)`.
+/// `x @ w^T (+ b)`; a decoding step's few rows on the CPU through hone-kernels' loop, which
+/// streams `w` at 2-3x the speed of libtorch's GEMM there.
 pub(crate) fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    if let Some(y) = linear_few_rows(x, w, b)? {
+        return Ok(y);
+    }
     Ok(x.f_linear(w, b)?)
 }
