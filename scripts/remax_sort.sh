@@ -8,6 +8,8 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 hone="${HONE:-$repo/target/release/hone}"
 seed="${SEED:-1}"
+# Tiny models run fastest on one libtorch thread (and leave the other core to the rest).
+threads="${THREADS:-1}"
 work="${1:-runs/remax-sort-demo}"
 mkdir -p "$work"
 cd "$work"
@@ -16,8 +18,9 @@ cd "$work"
 rm -rf init sft remax
 "$hone" init --layers 2 --hidden 64 --heads 4 --max-positions 64 --seed "$seed" --out init
 "$hone" sft --config "$repo/configs/sft_sort.toml" --name sft --runs-dir . --set model=init \
-  --set data=train.jsonl --set seed="$seed" | tail -n 2
+  --set data=train.jsonl --set seed="$seed" --threads "$threads" | tail -n 2
 start=$(date +%s)
 "$hone" rlhf --config "$repo/configs/remax_sort.toml" --name remax --runs-dir . --no-tui \
-  --set policy="$(ls -d sft/checkpoints/step-* | tail -n 1)" --set seed="$seed"
+  --set policy="$(ls -d sft/checkpoints/step-* | tail -n 1)" --set seed="$seed" \
+  --threads "$threads"
 echo "ReMax wall time: $(( $(date +%s) - start )) s"

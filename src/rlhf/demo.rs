@@ -41,9 +41,9 @@ pub struct DemoArgs {
     /// Seeds the task data, the models' initialisation and every run.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// libtorch threads (default: every core).
-    #[arg(long)]
-    threads: Option<usize>,
+    /// libtorch threads (tiny models run fastest on one).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
 }
 
 /// How big each stage is; `full` is what the scripts run.
@@ -68,7 +68,7 @@ impl Scale {
     fn full() -> Self {
         Self {
             sort_train: 4000,
-            decoy_train: 4000,
+            decoy_train: 8000,
             eval: 200,
             winner_prompts: 1000,
             bon_n: vec![1, 2, 4, 8, 16],
@@ -105,10 +105,13 @@ fn model_spec(seed: u64) -> InitSpec {
     }
 }
 
-/// Sorting: 3 to 6 digits; decoy: 3 to 5 digits, training responses right with p = 0.4.
+/// Sorting: 3 to 6 digits. Decoy: 4 digits (few enough that the tiny base model sorts well on
+/// its correct branch, the ceiling of sharpening; one length, so no short prompt recurs often
+/// enough to be memorised), training responses right with p = 0.35 (at 0.4 the decoy's lead on
+/// the first token was too thin for greedy decoding to take it reliably).
 const SORT_DIGITS: (usize, usize) = (3, 6);
-const DECOY_DIGITS: (usize, usize) = (3, 5);
-const DECOY_P_CORRECT: f64 = 0.4;
+const DECOY_DIGITS: (usize, usize) = (4, 4);
+const DECOY_P_CORRECT: f64 = 0.35;
 /// Responses are at most this many tokens (the longest answer, a decoy and EOS fit).
 const MAX_NEW_TOKENS: i64 = 8;
 
@@ -121,7 +124,7 @@ struct StageResult {
 }
 
 pub fn run(args: &DemoArgs) -> Result<()> {
-    crate::llm::set_threads(args.threads)?;
+    crate::llm::set_threads(Some(args.threads))?;
     let scale = if args.quick {
         Scale::quick()
     } else {
@@ -233,7 +236,7 @@ impl Demo {
         let before = accuracy(&init, &decoy_eval)?;
         let base = self.sft("sft-decoy", SFT_DECOY, &init, &decoy_train)?;
         let after = accuracy(&base, &decoy_eval)?;
-        results.push(stage("SFT on decoy (p = 0.4 right)", before, after, t));
+        results.push(stage("SFT on decoy (p = 0.35 right)", before, after, t));
 
         // Best-of-N with the self-reward at inference time.
         let t = Instant::now();

@@ -7,7 +7,7 @@ use crate::{hone, stderr, stdout};
 const STAGES: [&str; 6] = [
     "SFT on sorting",
     "ReMax, exact-match reward",
-    "SFT on decoy (p = 0.4 right)",
+    "SFT on decoy (p = 0.35 right)",
     "best-of-N (largest N), no training",
     "SFT-sharpening",
     "RLHF-sharpening (ReMax, self)",
