@@ -381,11 +381,10 @@ impl Critic {
 
     /// Parameters, trained ones only.
     pub fn parameter_count(&self) -> i64 {
-        let tensors = match self {
+        CausalLm::count_parameters(&match self {
             Critic::Shared(head) => head.named_parameters(),
             Critic::Separate { model, .. } => model.named_parameters(),
-        };
-        tensors.iter().map(|(_, t)| t.numel() as i64).sum()
+        })
     }
 
     /// Writes the critic (and its optimiser state) into checkpoint folder `dir`.

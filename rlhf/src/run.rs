@@ -638,13 +638,8 @@ impl Learner {
 
     /// Trained parameters: the policy's and the critic's.
     pub fn trained_parameters(&self) -> i64 {
-        let policy: i64 = self
-            .policy
-            .named_parameters()
-            .iter()
-            .map(|(_, t)| t.numel() as i64)
-            .sum();
-        policy + self.critic.as_ref().map_or(0, Critic::parameter_count)
+        CausalLm::count_parameters(&self.policy.named_parameters())
+            + self.critic.as_ref().map_or(0, Critic::parameter_count)
     }
 }
 
@@ -815,11 +810,11 @@ fn plan(
         (Algorithm::Ppo, critic) => {
             let m = config.ppo.minibatches as i64;
             let e = config.ppo.epochs as i64;
-            let critic = match critic {
+            let (critic, backbones) = match critic {
                 Some(Critic::Separate { .. }) => {
-                    ", critic: separate backbone + value head (trained)"
+                    (", critic: separate backbone + value head (trained)", 2)
                 }
-                _ => ", critic: value head on the policy (trained with it)",
+                _ => (", critic: value head on the policy (trained with it)", 1),
             };
             (
                 format!("{b} prompts per step x 1 sampled response = {b} generations"),
@@ -829,7 +824,7 @@ fn plan(
                     e * m
                 ),
                 (b + m - 1) / m,
-                if critic.contains("separate") { 2 } else { 1 },
+                backbones,
                 critic.to_owned(),
             )
         }
@@ -943,12 +938,10 @@ pub fn run_rlhf(
     // The critic's new value head (or a shared one) is random: seed it with the run.
     tch::manual_seed(config.seed as i64);
     let mut learner = Learner::new(policy, config, resume_from.as_deref(), device)?;
-    let count =
-        |named: Vec<(String, Tensor)>| -> i64 { named.iter().map(|(_, t)| t.numel() as i64).sum() };
     let trained = learner.trained_parameters();
-    let mut frozen = count(reference.named_parameters());
+    let mut frozen = CausalLm::count_parameters(&reference.named_parameters());
     if let RewardSource::Model(m) = &reward {
-        frozen += count(m.named_parameters());
+        frozen += CausalLm::count_parameters(&m.named_parameters());
     }
     on_message(&RunMessage::Plan(plan(
         config, &prompts, &learner, trained, frozen,

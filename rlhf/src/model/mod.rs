@@ -289,6 +289,11 @@ impl CausalLm {
     }
 
     /// The parameters by Hugging Face name (a tied LM head appears once, as the embedding).
+    /// Elements in the named tensors (a model's parameter count).
+    pub fn count_parameters(named: &[(String, Tensor)]) -> i64 {
+        named.iter().map(|(_, t)| t.numel() as i64).sum()
+    }
+
     pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
         match &self.body {
             Body::Llama(m) => m.named_parameters(),
