@@ -140,11 +140,13 @@ pub fn print_message(message: &RunMessage) {
                 value.map_or(String::new(), |v| format!("  {name} {v:.digits$}"))
             };
             println!(
-                "step {:>5}  reward {:.3}{}  kl {:.4}{}  loss {:.4}{}{}  grad-norm {:.3}  \
+                "step {:>5}  reward {:.3}{}{}  kl {:.4}{}  loss {:.4}{}{}  grad-norm {:.3}  \
                  len {:.1}  gen {:.2}s ref {:.2}s reward {:.2}s update {:.2}s",
                 s.step,
                 s.reward_mean,
                 optional("baseline", s.baseline_reward_mean, 3),
+                s.trained_responses
+                    .map_or(String::new(), |n| format!("  trained {n}")),
                 s.kl_to_reference,
                 optional("beta", s.kl_coef, 4),
                 s.policy_loss.unwrap_or(f64::NAN),

@@ -6,7 +6,7 @@ use hone_kernels::{SamplingFilter, sample, token_logprobs};
 use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result};
-use crate::model::CausalLm;
+use crate::model::{CausalLm, KvCache};
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -73,12 +73,38 @@ pub fn generate(
     pad: i64,
     config: &GenerateConfig,
 ) -> Result<Generated> {
-    if config.max_new_tokens < 1 {
-        return Err(Error::Parameter {
-            name: "max_new_tokens",
-            value: config.max_new_tokens.to_string(),
-            expected: "at least 1".into(),
-        });
+    let mut runs = generate_repeated(model, prompt_ids, prompt_mask, eos, pad, &[(config, 1)])?;
+    Ok(runs.remove(0))
+}
+
+/// Several decodings of one batch of prompts that share the prompts' forward pass: for each
+/// `(config, r)` of `runs`, r continuations of every prompt, as a [`Generated`] of `B·r` rows
+/// (rows `b·r .. b·r + r` continue prompt b). With the KV cache the prompts are read once for
+/// all runs (ReMax's sampled and greedy responses; several samples per prompt); without it
+/// each run recomputes them. Samples are drawn run after run from libtorch's default generator.
+pub fn generate_repeated(
+    model: &CausalLm,
+    prompt_ids: &Tensor,
+    prompt_mask: &Tensor,
+    eos: &[i64],
+    pad: i64,
+    runs: &[(&GenerateConfig, i64)],
+) -> Result<Vec<Generated>> {
+    for (config, repeats) in runs {
+        if config.max_new_tokens < 1 {
+            return Err(Error::Parameter {
+                name: "max_new_tokens",
+                value: config.max_new_tokens.to_string(),
+                expected: "at least 1".into(),
+            });
+        }
+        if *repeats < 1 {
+            return Err(Error::Parameter {
+                name: "continuations per prompt",
+                value: repeats.to_string(),
+                expected: "at least 1".into(),
+            });
+        }
     }
     let device = model.device();
     let prompt_ids = prompt_ids.f_to_device(device)?.f_to_kind(Kind::Int64)?;
@@ -92,52 +118,102 @@ pub fn generate(
     }
     let (b, p) = (prompt_ids.size()[0], prompt_ids.size()[1]);
     let eos_ids = Tensor::from_slice(eos).f_to_device(device)?;
+    let cached = runs.iter().all(|(c, _)| c.use_cache);
     tch::no_grad(|| {
-        let mut cache = config
-            .use_cache
-            .then(|| model.new_cache(b, p + config.max_new_tokens));
-        let mut ids = prompt_ids.shallow_clone();
-        let mut mask = prompt_mask.shallow_clone();
-        let mut finished = Tensor::f_zeros([b], (Kind::Bool, device))?;
-        let ones = Tensor::f_ones([b, 1], (Kind::Int64, device))?;
-        let mut tokens = Vec::new();
-        let mut logprobs = Vec::new();
-        let mut alive = Vec::new();
-        let mut hidden = model.forward_hidden(&prompt_ids, &prompt_mask, cache.as_mut())?;
-        for step in 0..config.max_new_tokens {
-            let last = hidden.f_select(1, hidden.size()[1] - 1)?;
-            let logits = model.logits(&last)?.f_to_kind(Kind::Float)?;
-            let next = match &config.sampling {
-                None => greedy(&logits)?,
-                Some(filter) => sample(&filter.apply(&logits)?)?,
+        // The prompts' last hidden state and their cache, computed once when every run caches.
+        let prefill = if cached {
+            let longest = runs
+                .iter()
+                .map(|(c, _)| c.max_new_tokens)
+                .max()
+                .unwrap_or(1);
+            let mut cache = model.new_cache(b, p + longest);
+            let hidden = model.forward_hidden(&prompt_ids, &prompt_mask, Some(&mut cache))?;
+            Some((hidden.f_select(1, p - 1)?, cache))
+        } else {
+            None
+        };
+        let mut out = Vec::with_capacity(runs.len());
+        for &(config, repeats) in runs {
+            let repeat = |t: &Tensor| -> Result<Tensor> {
+                Ok(if repeats == 1 {
+                    t.shallow_clone()
+                } else {
+                    t.f_repeat_interleave_self_int(repeats, 0, None)?
+                })
             };
-            let live = finished.f_logical_not()?;
-            let next = next.f_where_self(&live, &Tensor::from(pad).f_to_device(device)?)?;
-            let logprob =
-                token_logprobs(&logits.f_unsqueeze(1)?, &next.f_unsqueeze(1)?)?.f_squeeze_dim(1)?;
-            logprobs.push(logprob.f_mul(&live.f_to_kind(Kind::Float)?)?);
-            alive.push(live.f_to_kind(Kind::Int64)?);
-            tokens.push(next.shallow_clone());
-            finished = finished.f_logical_or(&Tensor::f_isin(&next, &eos_ids, false, false)?)?;
-            if step + 1 == config.max_new_tokens || finished.f_all()?.f_int64_value(&[])? != 0 {
-                break;
-            }
-            let next = next.f_unsqueeze(1)?;
-            mask = Tensor::f_cat(&[&mask, &ones], 1)?;
-            hidden = match cache.as_mut() {
-                Some(cache) => model.forward_hidden(&next, &mask, Some(cache))?,
+            let ids = repeat(&prompt_ids)?;
+            let mask = repeat(&prompt_mask)?;
+            let (last, cache) = match &prefill {
+                Some((last, cache)) => (repeat(last)?, Some(cache.repeat_rows(repeats)?)),
                 None => {
-                    ids = Tensor::f_cat(&[&ids, &next], 1)?;
-                    model.forward_hidden(&ids, &mask, None)?
+                    let hidden = model.forward_hidden(&ids, &mask, None)?;
+                    (hidden.f_select(1, p - 1)?, None)
                 }
             };
+            out.push(decode(
+                model, last, cache, ids, mask, &eos_ids, pad, config,
+            )?);
         }
-        Ok(Generated {
-            prompt_ids,
-            prompt_mask,
-            tokens: Tensor::f_stack(&tokens, 1)?,
-            logprobs: Tensor::f_stack(&logprobs, 1)?,
-            mask: Tensor::f_stack(&alive, 1)?,
-        })
+        Ok(out)
+    })
+}
+
+/// The decoding loop after the prompts' forward pass: `last` `[B, H]` is the hidden state of
+/// each row's last prompt position, `cache` the prompts' keys and values (`None`: recompute).
+#[allow(clippy::too_many_arguments)]
+fn decode(
+    model: &CausalLm,
+    mut last: Tensor,
+    mut cache: Option<KvCache>,
+    prompt_ids: Tensor,
+    prompt_mask: Tensor,
+    eos_ids: &Tensor,
+    pad: i64,
+    config: &GenerateConfig,
+) -> Result<Generated> {
+    let device = model.device();
+    let b = prompt_ids.size()[0];
+    let mut ids = prompt_ids.shallow_clone();
+    let mut mask = prompt_mask.shallow_clone();
+    let mut finished = Tensor::f_zeros([b], (Kind::Bool, device))?;
+    let ones = Tensor::f_ones([b, 1], (Kind::Int64, device))?;
+    let mut tokens = Vec::new();
+    let mut logprobs = Vec::new();
+    let mut alive = Vec::new();
+    for step in 0..config.max_new_tokens {
+        let logits = model.logits(&last)?.f_to_kind(Kind::Float)?;
+        let next = match &config.sampling {
+            None => greedy(&logits)?,
+            Some(filter) => sample(&filter.apply(&logits)?)?,
+        };
+        let live = finished.f_logical_not()?;
+        let next = next.f_where_self(&live, &Tensor::from(pad).f_to_device(device)?)?;
+        let logprob =
+            token_logprobs(&logits.f_unsqueeze(1)?, &next.f_unsqueeze(1)?)?.f_squeeze_dim(1)?;
+        logprobs.push(logprob.f_mul(&live.f_to_kind(Kind::Float)?)?);
+        alive.push(live.f_to_kind(Kind::Int64)?);
+        tokens.push(next.shallow_clone());
+        finished = finished.f_logical_or(&Tensor::f_isin(&next, eos_ids, false, false)?)?;
+        if step + 1 == config.max_new_tokens || finished.f_all()?.f_int64_value(&[])? != 0 {
+            break;
+        }
+        let next = next.f_unsqueeze(1)?;
+        mask = Tensor::f_cat(&[&mask, &ones], 1)?;
+        let hidden = match cache.as_mut() {
+            Some(cache) => model.forward_hidden(&next, &mask, Some(cache))?,
+            None => {
+                ids = Tensor::f_cat(&[&ids, &next], 1)?;
+                model.forward_hidden(&ids, &mask, None)?
+            }
+        };
+        last = hidden.f_select(1, hidden.size()[1] - 1)?;
+    }
+    Ok(Generated {
+        prompt_ids,
+        prompt_mask,
+        tokens: Tensor::f_stack(&tokens, 1)?,
+        logprobs: Tensor::f_stack(&logprobs, 1)?,
+        mask: Tensor::f_stack(&alive, 1)?,
     })
 }

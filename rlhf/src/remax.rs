@@ -2,7 +2,9 @@
 //! `step3_rlhf_finetuning/remax_trainer.py`): per prompt a sampled response y and a greedy ȳ;
 //! the sequence reward r(x, y) − r(x, ȳ), clipped, at the last response token (discounted
 //! backwards by γ); each token's own k1 KL penalty −β (log π − log π_ref) added; the REINFORCE
-//! loss −Σ returns · log π / Σ mask; no critic; one optimiser step per batch.
+//! loss −Σ returns · log π / Σ mask; no critic; one optimiser step per batch. Two opt-in
+//! extensions for sparse rule rewards: several samples per prompt against the one greedy
+//! baseline, and skipping the responses that tie with it.
 
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -19,6 +21,14 @@ pub struct RemaxConfig {
     pub reward_clip: f64,
     /// Discount of the sequence reward over earlier tokens (the reference's `--gamma`, 1).
     pub gamma: f64,
+    /// Sampled responses per prompt (the reference: 1), each scored against the prompt's one
+    /// greedy response; the prompt is read once for all of them and the greedy one.
+    pub samples_per_prompt: usize,
+    /// Leave responses whose advantage r(y) − r(ȳ) is exactly 0 out of the update (their only
+    /// gradient is the KL penalty's): with a 0/1 rule reward most responses tie with the
+    /// greedy one, and this spends the reference and update passes on those that carry signal
+    /// (the reference: false, every response is trained on).
+    pub skip_ties: bool,
 }
 
 impl Default for RemaxConfig {
@@ -27,6 +37,8 @@ impl Default for RemaxConfig {
             kl_coef: 0.1,
             reward_clip: 5.0,
             gamma: 1.0,
+            samples_per_prompt: 1,
+            skip_ties: false,
         }
     }
 }
@@ -108,6 +120,7 @@ mod tests {
             kl_coef: 0.2,
             reward_clip: 1.5,
             gamma: 0.9,
+            ..RemaxConfig::default()
         };
         let lp = vec![vec![-0.5, -1.0, -2.0, 0.0], vec![-0.1, -0.3, -0.2, -0.7]];
         let rlp = vec![vec![-0.7, -0.9, -1.0, 0.0], vec![-0.2, -0.2, -0.4, -0.5]];

@@ -16,11 +16,13 @@ use tch::{Device, Kind, Tensor};
 use crate::checkpoint::{Checkpoint, GenerationDefaults, write_checkpoint_files};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result, io_error};
-use crate::generate::{GenerateConfig, generate};
+use crate::generate::{GenerateConfig, generate, generate_repeated};
 use crate::model::CausalLm;
 use crate::ppo::{Critic, CriticKind, KlController, PpoConfig};
 use crate::remax::{self, RemaxConfig};
-use crate::rollout::{RewardSource, check_finite, decode_responses, response_logprobs};
+use crate::rollout::{
+    RewardSource, check_finite, decode_responses, response_logprobs, select_rows,
+};
 use crate::tasks::{Rule, SplitMix};
 use crate::tokenizer::{Tokenizer, left_pad};
 use crate::train::{Optimiser, parse_device};
@@ -296,6 +298,13 @@ impl RunConfig {
         }
         if !(r.gamma > 0.0 && r.gamma <= 1.0) {
             return Err(bad("remax.gamma", r.gamma, "in (0, 1]"));
+        }
+        if r.samples_per_prompt < 1 {
+            return Err(bad(
+                "remax.samples_per_prompt",
+                r.samples_per_prompt,
+                ">= 1",
+            ));
         }
         self.validate_ppo()?;
         if let Some(t) = self.alert_kl
@@ -701,6 +710,8 @@ pub struct RlhfStep {
     pub value_clip_fraction: Option<f64>,
     pub approx_kl: Option<f64>,
     pub kl_coef: Option<f64>,
+    /// ReMax: how many sampled responses the update read (fewer than sampled with `skip_ties`).
+    pub trained_responses: Option<u64>,
     pub learning_rate: Option<f64>,
     pub rss_bytes: Option<u64>,
     /// The process's peak resident memory so far.
@@ -797,16 +808,29 @@ fn plan(
         &config.algorithm,
         &learner.critic,
     ) {
-        (Algorithm::Remax, _) => (
-            format!(
-                "{b} prompts per step x 1 sampled response (+1 greedy baseline) = {} generations",
-                2 * b
-            ),
-            "1 minibatch, 1 optimiser step per step".to_owned(),
-            b,
-            1,
-            String::new(),
-        ),
+        (Algorithm::Remax, _) => {
+            let n = config.remax.samples_per_prompt as i64;
+            let trained = if config.remax.skip_ties {
+                " (responses that tie with the greedy one left out)"
+            } else {
+                ""
+            };
+            (
+                format!(
+                    "{b} prompts per step x {n} sampled response{} (+1 greedy baseline) = {} \
+                     generations",
+                    if n == 1 { "" } else { "s" },
+                    (n + 1) * b
+                ),
+                format!(
+                    "1 minibatch of up to {} responses{trained}, 1 optimiser step per step",
+                    n * b
+                ),
+                n * b,
+                1,
+                String::new(),
+            )
+        }
         (Algorithm::Ppo, critic) => {
             let m = config.ppo.minibatches as i64;
             let e = config.ppo.epochs as i64;
@@ -830,7 +854,7 @@ fn plan(
         }
     };
     let cache_rows = if config.algorithm == Algorithm::Remax {
-        2 * b
+        (config.remax.samples_per_prompt as i64 + 1) * b
     } else {
         b
     };
@@ -1194,73 +1218,102 @@ pub fn remax_step(
 ) -> Result<RlhfStep> {
     let device = policy.device();
     let (ids, mask) = left_pad(prompts, tokens.pad, device)?;
+    let n = config.remax.samples_per_prompt as i64;
     let t0 = Instant::now();
-    let sampled = generate(
+    let (sampling, greedy_config) = (config.generation.sampled(), config.generation.greedy());
+    let mut runs = generate_repeated(
         policy,
         &ids,
         &mask,
         &tokens.eos,
         tokens.pad,
-        &config.generation.sampled(),
+        &[(&sampling, n), (&greedy_config, 1)],
     )?;
-    let greedy = generate(
-        policy,
-        &ids,
-        &mask,
-        &tokens.eos,
-        tokens.pad,
-        &config.generation.greedy(),
-    )?;
+    let greedy = runs
+        .pop()
+        .ok_or(Error::Diverged("no greedy responses".into()))?;
+    let sampled = runs
+        .pop()
+        .ok_or(Error::Diverged("no sampled responses".into()))?;
     let generate_s = t0.elapsed().as_secs_f64();
 
     let t1 = Instant::now();
+    // Each prompt's answer for each of its n sampled rows.
+    let sampled_answers: Vec<Option<&str>> = answers
+        .iter()
+        .flat_map(|a| std::iter::repeat_n(*a, n as usize))
+        .collect();
     let (_, sampled_texts) = decode_responses(tokenizer, &sampled)?;
     let (_, greedy_texts) = decode_responses(tokenizer, &greedy)?;
-    let rewards = reward.score(&sampled, &sampled_texts, answers, reference, tokens.pad)?;
+    let rewards = reward.score(
+        &sampled,
+        &sampled_texts,
+        &sampled_answers,
+        reference,
+        tokens.pad,
+    )?;
     let baseline = reward.score(&greedy, &greedy_texts, answers, reference, tokens.pad)?;
     check_finite("the sampled responses' rewards", &rewards)?;
     check_finite("the greedy responses' rewards", &baseline)?;
+    let baselines = baseline.f_repeat_interleave_self_int(n, 0, None)?;
     let reward_s = t1.elapsed().as_secs_f64();
 
-    let t2 = Instant::now();
-    let ref_logprobs = tch::no_grad(|| response_logprobs(reference, &sampled))?;
-    let reference_s = t2.elapsed().as_secs_f64();
+    // The rows the update reads: all, or (skip_ties) those whose advantage is not 0.
+    let rows = if config.remax.skip_ties {
+        rewards.f_ne_tensor(&baselines)?.f_nonzero()?.f_view([-1])?
+    } else {
+        Tensor::f_arange(n * prompts.len() as i64, (Kind::Int64, Device::Cpu))?
+    };
+    let trained_rows = rows.size()[0];
+    let (mut reference_s, mut update_s, mut kl, mut loss, mut grad_norm) =
+        (0.0, 0.0, 0.0, 0.0, 0.0);
+    if trained_rows > 0 {
+        let trained = if trained_rows == sampled.tokens.size()[0] {
+            None
+        } else {
+            Some(select_rows(&sampled, &rows)?)
+        };
+        let batch = trained.as_ref().unwrap_or(&sampled);
+        let t2 = Instant::now();
+        let ref_logprobs = tch::no_grad(|| response_logprobs(reference, batch))?;
+        reference_s = t2.elapsed().as_secs_f64();
 
-    let t3 = Instant::now();
-    let logprobs = response_logprobs(policy, &sampled)?;
-    let returns = remax::returns(
-        &logprobs,
-        &ref_logprobs,
-        &sampled.mask,
-        &rewards,
-        &baseline,
-        &config.remax,
-    )?;
-    let loss = remax::loss(&logprobs, &returns, &sampled.mask)?;
-    check_finite("the ReMax loss", &loss)?;
-    let grad_norm = optimiser.step(&loss)?;
-    let update_s = t3.elapsed().as_secs_f64();
+        let t3 = Instant::now();
+        let logprobs = response_logprobs(policy, batch)?;
+        let returns = remax::returns(
+            &logprobs,
+            &ref_logprobs,
+            &batch.mask,
+            &rewards.f_index_select(0, &rows)?,
+            &baselines.f_index_select(0, &rows)?,
+            &config.remax,
+        )?;
+        let loss_t = remax::loss(&logprobs, &returns, &batch.mask)?;
+        check_finite("the ReMax loss", &loss_t)?;
+        grad_norm = optimiser.step(&loss_t)?;
+        update_s = t3.elapsed().as_secs_f64();
+        loss = loss_t.f_double_value(&[])?;
 
-    let maskf = sampled.mask.f_to_kind(Kind::Float)?;
-    let kl = logprobs
-        .f_detach()?
-        .f_sub(&ref_logprobs)?
-        .f_mul(&maskf)?
-        .f_sum_dim_intlist(1, false, Kind::Float)?
-        .f_mean(Kind::Float)?
-        .f_double_value(&[])?;
-    let generated = sampled.mask.f_sum(Kind::Float)?.f_double_value(&[])?
-        + greedy.mask.f_sum(Kind::Float)?.f_double_value(&[])?;
-    let b = prompts.len() as f64;
+        let maskf = batch.mask.f_to_kind(Kind::Float)?;
+        kl = logprobs
+            .f_detach()?
+            .f_sub(&ref_logprobs)?
+            .f_mul(&maskf)?
+            .f_sum_dim_intlist(1, false, Kind::Float)?
+            .f_mean(Kind::Float)?
+            .f_double_value(&[])?;
+    }
+    let sampled_tokens = sampled.mask.f_sum(Kind::Float)?.f_double_value(&[])?;
+    let generated = sampled_tokens + greedy.mask.f_sum(Kind::Float)?.f_double_value(&[])?;
     let total = t0.elapsed().as_secs_f64();
     Ok(RlhfStep {
         reward_mean: rewards.f_mean(Kind::Float)?.f_double_value(&[])?,
-        reward_std: (prompts.len() > 1)
+        reward_std: (rewards.size()[0] > 1)
             .then(|| rewards.f_std(true).and_then(|t| t.f_double_value(&[])))
             .transpose()?,
         baseline_reward_mean: Some(baseline.f_mean(Kind::Float)?.f_double_value(&[])?),
         kl_to_reference: kl,
-        response_length_mean: sampled.mask.f_sum(Kind::Float)?.f_double_value(&[])? / b,
+        response_length_mean: sampled_tokens / rewards.size()[0] as f64,
         tokens_per_s: generated / total.max(1e-9),
         timing: RlhfTiming {
             generate_s,
@@ -1268,8 +1321,9 @@ pub fn remax_step(
             reward_s,
             update_s,
         },
-        policy_loss: Some(loss.f_double_value(&[])?),
+        policy_loss: Some(loss),
         grad_norm,
+        trained_responses: Some(trained_rows as u64),
         ..RlhfStep::default()
     })
 }

@@ -6,7 +6,7 @@
 use tch::Kind;
 
 use crate::error::{Error, Result};
-use crate::generate::{GenerateConfig, generate};
+use crate::generate::{GenerateConfig, generate_repeated};
 use crate::model::CausalLm;
 use crate::rollout::decode_responses;
 use crate::run::{Prompts, Tokens};
@@ -37,7 +37,7 @@ impl Candidates {
 
 /// Samples `n` responses per prompt from `model` (`config.sampling` must be set) and scores
 /// each by the model's own log-probability. Prompts go `batch_prompts` at a time (each
-/// repeated `n` times in the batch).
+/// continued `n` times from one pass over it).
 #[allow(clippy::too_many_arguments)]
 pub fn sample_candidates(
     model: &CausalLm,
@@ -65,12 +65,17 @@ pub fn sample_candidates(
     }
     let mut out = Vec::with_capacity(prompts.len());
     for chunk in prompts.ids.chunks(batch_prompts.max(1)) {
-        let repeated: Vec<Vec<i64>> = chunk
-            .iter()
-            .flat_map(|p| std::iter::repeat_n(p.clone(), n))
-            .collect();
-        let (ids, mask) = left_pad(&repeated, tokens.pad, model.device())?;
-        let generated = generate(model, &ids, &mask, &tokens.eos, tokens.pad, config)?;
+        // Each prompt is read once; its n samples continue from its cached keys and values.
+        let (ids, mask) = left_pad(chunk, tokens.pad, model.device())?;
+        let generated = generate_repeated(
+            model,
+            &ids,
+            &mask,
+            &tokens.eos,
+            tokens.pad,
+            &[(config, n as i64)],
+        )?
+        .remove(0);
         let (_, texts) = decode_responses(tokenizer, &generated)?;
         // The generation's log-probs are the model's own, before temperature and filters.
         let sums = generated

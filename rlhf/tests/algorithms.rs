@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use hone_rlhf::checkpoint::Checkpoint;
+use hone_rlhf::generate::generate_repeated;
 use hone_rlhf::init::{InitSpec, create_random_checkpoint};
 use hone_rlhf::ppo::{self, CriticKind};
 use hone_rlhf::reward::RewardModel;
@@ -118,6 +119,116 @@ fn policy_logprobs_of_responses_equal_those_of_generation() {
     let lp = response_logprobs(&ckpt.model, &out).unwrap();
     let diff = (&lp - &out.logprobs).abs().max().double_value(&[]);
     assert!(diff < 1e-4, "max difference {diff}");
+}
+
+/// `generate_repeated` reads the prompts once for several decodings: its greedy run equals
+/// `generate`'s, each prompt's rows sit together, and the sampled rows' log-probs are those of
+/// the model on the sequences (the repeated cache holds the right keys and values).
+#[test]
+fn repeated_generation_shares_the_prompt_pass() {
+    let setup = sorting_setup();
+    let _lock = sampling_lock();
+    let ckpt = Checkpoint::load(&setup.sft, Device::Cpu, Kind::Float).unwrap();
+    let tok = ckpt.tokenizer().unwrap();
+    let prompts: Vec<Vec<i64>> = ["sort 31=", "sort 9071=", "sort 55512="]
+        .iter()
+        .map(|p| tok.encode(p, true).unwrap())
+        .collect();
+    let (ids, mask) = left_pad(&prompts, 256, Device::Cpu).unwrap();
+    let greedy = GenerateConfig {
+        max_new_tokens: 8,
+        sampling: None,
+        use_cache: true,
+    };
+    let sampled = GenerateConfig {
+        max_new_tokens: 6,
+        sampling: Some(Default::default()),
+        use_cache: true,
+    };
+    tch::manual_seed(5);
+    let runs = generate_repeated(
+        &ckpt.model,
+        &ids,
+        &mask,
+        &[258],
+        256,
+        &[(&sampled, 3), (&greedy, 1)],
+    )
+    .unwrap();
+    let alone = generate(&ckpt.model, &ids, &mask, &[258], 256, &greedy).unwrap();
+    assert!(runs[1].tokens.equal(&alone.tokens));
+    assert!(runs[1].mask.equal(&alone.mask));
+    let many = &runs[0];
+    assert_eq!(many.tokens.size()[0], 9);
+    assert!(
+        many.prompt_ids
+            .equal(&ids.repeat_interleave_self_int(3, 0, None))
+    );
+    let lp = response_logprobs(&ckpt.model, many).unwrap();
+    let diff = (&lp - &many.logprobs).abs().max().double_value(&[]);
+    assert!(diff < 1e-4, "max difference {diff}");
+    // Without the cache: the same greedy tokens, the same shapes.
+    let uncached = GenerateConfig {
+        use_cache: false,
+        ..greedy.clone()
+    };
+    let runs = generate_repeated(&ckpt.model, &ids, &mask, &[258], 256, &[(&uncached, 2)]).unwrap();
+    assert!(
+        runs[0]
+            .tokens
+            .equal(&alone.tokens.repeat_interleave_self_int(2, 0, None))
+    );
+    let err = generate_repeated(&ckpt.model, &ids, &mask, &[258], 256, &[(&greedy, 0)])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("continuations per prompt"), "{err}");
+}
+
+/// ReMax with several samples per prompt against one greedy baseline: every sampled response
+/// is trained on by default; with `skip_ties` only those whose reward differs from the
+/// baseline's (never more than sampled, and a step with none makes no update).
+#[test]
+fn remax_with_several_samples_per_prompt_and_skipped_ties() {
+    let setup = sorting_setup();
+    let _lock = sampling_lock();
+    let mut config = remax_config(setup);
+    config.prompts_per_step = 8;
+    config.remax.samples_per_prompt = 3;
+    config.eval.data = None;
+    for skip_ties in [false, true] {
+        config.remax.skip_ties = skip_ties;
+        let mut steps = Vec::new();
+        let mut plan = String::new();
+        run_rlhf(
+            &RunDir::create(&setup.dir.join(format!("remax-n3-{skip_ties}"))).unwrap(),
+            &config,
+            false,
+            None,
+            &mut |m| match m {
+                RunMessage::Step(s) => steps.push(s.clone()),
+                RunMessage::Plan(p) => plan = p.clone(),
+                _ => {}
+            },
+        )
+        .unwrap();
+        assert!(
+            plan.contains("8 prompts per step x 3 sampled responses (+1 greedy baseline) = 32"),
+            "{plan}"
+        );
+        assert_eq!(steps.len(), 2);
+        for s in &steps {
+            let trained = s.trained_responses.unwrap();
+            if skip_ties {
+                assert!(trained <= 24, "{trained}");
+                if trained == 0 {
+                    assert_eq!(s.grad_norm, 0.0);
+                }
+            } else {
+                assert_eq!(trained, 24);
+                assert!(s.grad_norm > 0.0);
+            }
+        }
+    }
 }
 
 #[test]

@@ -154,6 +154,21 @@ impl KvCache {
     pub(crate) fn advance(&mut self, t: i64) {
         self.len += t;
     }
+
+    /// A copy with every batch row repeated `repeats` times in place (rows `b·r .. b·r + r`
+    /// hold row b), so several continuations of one prompt share its prefill.
+    pub fn repeat_rows(&self, repeats: i64) -> Result<Self> {
+        let repeat = |t: &Tensor| t.f_repeat_interleave_self_int(repeats, 0, None);
+        Ok(Self {
+            layers: self
+                .layers
+                .iter()
+                .map(|(k, v)| Ok((repeat(k)?, repeat(v)?)))
+                .collect::<Result<_>>()?,
+            len: self.len,
+            capacity: self.capacity,
+        })
+    }
 }
 
 /// What a forward pass needs besides the weights: positions, the attention mask and the cache.
