@@ -98,17 +98,22 @@ fn run(name: &str, config: &RunConfig, resume: bool) -> hone_rlhf::Result<RunSum
     run_rlhf(&dir, config, resume, None, &mut |_| {})
 }
 
-#[test]
-fn policy_logprobs_of_responses_equal_those_of_generation() {
-    let setup = sorting_setup();
-    let _lock = sampling_lock();
-    let ckpt = Checkpoint::load(&setup.sft, Device::Cpu, Kind::Float).unwrap();
+/// The SFT sorting model and three left-padded prompts of different lengths.
+fn sorting_prompts() -> (Checkpoint, tch::Tensor, tch::Tensor) {
+    let ckpt = Checkpoint::load(&sorting_setup().sft, Device::Cpu, Kind::Float).unwrap();
     let tok = ckpt.tokenizer().unwrap();
     let prompts: Vec<Vec<i64>> = ["sort 31=", "sort 9071=", "sort 55512="]
         .iter()
         .map(|p| tok.encode(p, true).unwrap())
         .collect();
     let (ids, mask) = left_pad(&prompts, 256, Device::Cpu).unwrap();
+    (ckpt, ids, mask)
+}
+
+#[test]
+fn policy_logprobs_of_responses_equal_those_of_generation() {
+    let _lock = sampling_lock();
+    let (ckpt, ids, mask) = sorting_prompts();
     tch::manual_seed(3);
     let config = GenerateConfig {
         max_new_tokens: 8,
@@ -126,15 +131,8 @@ fn policy_logprobs_of_responses_equal_those_of_generation() {
 /// the model on the sequences (the repeated cache holds the right keys and values).
 #[test]
 fn repeated_generation_shares_the_prompt_pass() {
-    let setup = sorting_setup();
     let _lock = sampling_lock();
-    let ckpt = Checkpoint::load(&setup.sft, Device::Cpu, Kind::Float).unwrap();
-    let tok = ckpt.tokenizer().unwrap();
-    let prompts: Vec<Vec<i64>> = ["sort 31=", "sort 9071=", "sort 55512="]
-        .iter()
-        .map(|p| tok.encode(p, true).unwrap())
-        .collect();
-    let (ids, mask) = left_pad(&prompts, 256, Device::Cpu).unwrap();
+    let (ckpt, ids, mask) = sorting_prompts();
     let greedy = GenerateConfig {
         max_new_tokens: 8,
         sampling: None,
