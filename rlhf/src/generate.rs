@@ -121,7 +121,7 @@ pub fn generate_repeated(
     let cached = runs.iter().all(|(c, _)| c.use_cache);
     tch::no_grad(|| {
         // The prompts' last hidden state and their cache, computed once when every run caches.
-        let prefill = if cached {
+        let mut prefill = if cached {
             let longest = runs
                 .iter()
                 .map(|(c, _)| c.max_new_tokens)
@@ -134,7 +134,7 @@ pub fn generate_repeated(
             None
         };
         let mut out = Vec::with_capacity(runs.len());
-        for &(config, repeats) in runs {
+        for (i, &(config, repeats)) in runs.iter().enumerate() {
             let repeat = |t: &Tensor| -> Result<Tensor> {
                 Ok(if repeats == 1 {
                     t.shallow_clone()
@@ -144,12 +144,16 @@ pub fn generate_repeated(
             };
             let ids = repeat(&prompt_ids)?;
             let mask = repeat(&prompt_mask)?;
-            let (last, cache) = match &prefill {
-                Some((last, cache)) => (repeat(last)?, Some(cache.repeat_rows(repeats)?)),
-                None => {
-                    let hidden = model.forward_hidden(&ids, &mask, None)?;
-                    (hidden.f_select(1, p - 1)?, None)
-                }
+            // The last run takes the prompts' cache itself when it needs one row per prompt
+            // (a plain `generate`); every other run decodes into a copy.
+            let own = i + 1 == runs.len() && repeats == 1;
+            let (last, cache) = if own && let Some((last, cache)) = prefill.take() {
+                (last, Some(cache))
+            } else if let Some((last, cache)) = &prefill {
+                (repeat(last)?, Some(cache.repeat_rows(repeats)?))
+            } else {
+                let hidden = model.forward_hidden(&ids, &mask, None)?;
+                (hidden.f_select(1, p - 1)?, None)
             };
             out.push(decode(
                 model, last, cache, ids, mask, &eos_ids, pad, config,
