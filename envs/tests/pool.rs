@@ -1,8 +1,9 @@
 //! EnvPool: semantics against a naive one-env-at-a-time reference, determinism across thread
 //! counts and modes, the registry, bad input and faults.
 
-use std::sync::mpsc;
-use std::time::Duration;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 use hone_envs::rng::Pcg64;
 use hone_envs::{
@@ -112,6 +113,44 @@ impl Env for Echo {
         obs[1] = a[1] as f32;
         StepOutcome {
             reward: (a[0] + a[1]) as f64,
+            terminated: false,
+        }
+    }
+}
+
+/// An env whose step costs about `STEP_COST` of busy CPU (as a MuJoCo env's does) and records
+/// the thread that ran it; its observation counts its steps.
+struct Costly {
+    steps: u32,
+    threads: Arc<Mutex<HashSet<std::thread::ThreadId>>>,
+}
+
+const STEP_COST: Duration = Duration::from_micros(100);
+
+impl Env for Costly {
+    fn observation_space(&self) -> Space {
+        Space::uniform_box(0.0, 1e6, &[1])
+    }
+    fn action_space(&self) -> Space {
+        Space::Discrete { n: 2 }
+    }
+    fn reset(&mut self, _rng: &mut Pcg64, obs: &mut [f32]) {
+        self.steps = 0;
+        obs[0] = 0.0;
+    }
+    fn step(&mut self, _action: Action<'_>, _rng: &mut Pcg64, obs: &mut [f32]) -> StepOutcome {
+        let start = Instant::now();
+        while start.elapsed() < STEP_COST {
+            std::hint::spin_loop();
+        }
+        self.threads
+            .lock()
+            .unwrap()
+            .insert(std::thread::current().id());
+        self.steps += 1;
+        obs[0] = self.steps as f32;
+        StepOutcome {
+            reward: 0.0,
             terminated: false,
         }
     }
@@ -1098,5 +1137,43 @@ fn async_faults_in_wrapping_batches_lose_no_env_and_keep_rows_intact() {
             assert!(faults > 20, "{faults} faults");
             assert!(rows > 1000, "{rows} rows");
         }
+    });
+}
+
+#[test]
+fn costly_envs_of_a_small_sync_pool_are_shared_by_its_threads() {
+    within(Duration::from_secs(60), || {
+        // Four envs of ~100 us a step on two threads: fewer envs than the 16 a claim takes when
+        // envs are cheap, so only the pool's timing of the steps lets the worker take part. Every
+        // env is stepped exactly once per step (its observation counts its steps).
+        let threads = Arc::new(Mutex::new(HashSet::new()));
+        let seen = Arc::clone(&threads);
+        let config = PoolConfig::new("costly", 4).num_threads(2);
+        let mut pool = EnvPool::from_factory(config, 100_000, move || Costly {
+            steps: 0,
+            threads: Arc::clone(&seen),
+        })
+        .unwrap();
+        assert_eq!(pool.num_threads(), 2);
+        pool.reset().unwrap();
+        let actions = [0i64; 4];
+        for step in 1..=200u32 {
+            let batch = pool.step(&actions[..]).unwrap();
+            for row in 0..4 {
+                assert_eq!(batch.env_id[row], row as u32);
+                assert_eq!(
+                    batch.observation(row),
+                    &[step as f32],
+                    "env {row}, step {step}"
+                );
+            }
+            if step >= 20 && threads.lock().unwrap().len() == 2 {
+                return;
+            }
+        }
+        panic!(
+            "200 steps of costly envs ran on {} thread(s), not 2",
+            threads.lock().unwrap().len()
+        );
     });
 }

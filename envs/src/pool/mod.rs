@@ -18,10 +18,12 @@
 //!   reported as `Error::EnvPanicked` by the `step` or `recv` that would have returned it, and
 //!   resets on its next step; the other envs go on (a failed sync step has stepped them; a failed
 //!   recv keeps the rows it had gathered for the next recv).
-//! - **Threads**: `num_threads` counts the calling thread, which always does its share. A pool
-//!   whose work fits in one chunk (a single env, a few envs) runs on the calling thread with no
-//!   hand-off at all. Idle workers spin briefly, then yield, then sleep on a condvar; dropping the
-//!   pool wakes and joins them.
+//! - **Threads**: `num_threads` counts the calling thread, which always does its share. A sync
+//!   step splits the envs into claims sized by what an env's step costs (timed on the calling
+//!   thread): a step whose work fits in one claim (a single env, a few cheap envs) runs on the
+//!   calling thread with no hand-off at all, and costly envs (MuJoCo) are claimed one by one
+//!   towards the end of a step, so no thread waits long for another. Idle workers spin briefly,
+//!   then yield, then sleep on a condvar; dropping the pool wakes and joins them.
 
 mod kernel;
 mod sync;
@@ -33,18 +35,22 @@ use std::thread::JoinHandle;
 pub use kernel::AutoReset;
 use kernel::{ActionRows, EnvState, Envs, Rows};
 use sync::{CALLER_PATIENCE, SharedBuf};
-use workers::{MAX_CHUNKS, Shared, SyncCommand, job_word, worker_main};
+use workers::{Shared, SyncCommand, job_word, worker_main};
 
 use crate::batch::{Actions, Batch, Episodes};
 use crate::env::Env;
 use crate::error::{Error, Result};
 use crate::space::Space;
 
-/// Envs per unit of work handed to a thread: below this, handing work over costs more than it saves.
+/// Envs per unit of work handed to a thread when an env's step costs next to nothing (or its cost
+/// is not known yet): below this, handing work over costs more than it saves.
 const MIN_CHUNK: usize = 16;
-/// Chunks per thread in a sync step, so a thread that starts late (or is preempted) is covered
-/// by the others.
-const CHUNKS_PER_THREAD: usize = 4;
+/// The least work, in nanoseconds of env steps, that a sync claim hands over: a claim costs a
+/// contended compare-and-swap and a count, a fraction of a microsecond.
+const CLAIM_NS: f64 = 5_000.0;
+/// Sync steps between two timings of the caller's share (the timing's two clock reads are a few
+/// percent of a step of a few cheap envs).
+const TIMING_PERIOD: u64 = 8;
 
 /// How to build a pool. `Default` matches envpool's defaults where they apply.
 #[derive(Clone, Debug, PartialEq)]
@@ -56,7 +62,7 @@ pub struct PoolConfig {
     /// (`async_reset`/`send`/`recv`, returning whichever envs finish first).
     pub batch_size: Option<usize>,
     /// Threads stepping envs, the calling thread included; 0 = one per core. Small pools use
-    /// fewer (a single env always runs on the calling thread).
+    /// fewer (no more than one per env in sync mode, one per 16 envs of a batch in async mode).
     pub num_threads: usize,
     /// Env `i` draws from `Pcg64::from_seed(seed + i)`.
     pub seed: u64,
@@ -489,9 +495,12 @@ pub struct EnvPool {
     workers: Vec<JoinHandle<()>>,
     has_reset: bool,
     // sync mode
-    chunk_len: usize,
-    chunks: usize,
     epoch: u32,
+    /// Sync steps so far, for `TIMING_PERIOD`.
+    sync_steps: u64,
+    /// What one env's step costs on the calling thread, in nanoseconds (a running average of
+    /// timed steps; 0 before the first), which sets a sync epoch's smallest claim.
+    step_ns: f64,
     all_env_ids: Vec<u32>,
     out: BatchBuffers,
     /// `None` in sync mode.
@@ -553,16 +562,12 @@ impl EnvPool {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        // Sync: chunks of at least MIN_CHUNK envs, a few per thread, no more threads than chunks.
-        let chunk_len = num_envs
-            .div_ceil(requested_threads * CHUNKS_PER_THREAD)
-            .max(MIN_CHUNK)
-            .max(num_envs.div_ceil(MAX_CHUNKS));
-        let chunks = num_envs.div_ceil(chunk_len);
+        // Sync: up to a thread per env; each step then decides from the envs' cost how many
+        // take part (cheap envs in a small pool stay on the calling thread).
         let num_threads = if is_async {
             requested_threads.min(batch_size.div_ceil(MIN_CHUNK)).max(1)
         } else {
-            requested_threads.min(chunks)
+            requested_threads.min(num_envs)
         };
 
         let state = EnvState::new(num_envs, max_episode_steps, config.autoreset);
@@ -581,6 +586,7 @@ impl EnvPool {
             rows,
             int_len,
             float_len,
+            num_threads,
         ));
         let async_state = is_async.then(|| AsyncState {
             batch_size,
@@ -613,9 +619,9 @@ impl EnvPool {
             shared,
             workers: Vec::with_capacity(num_threads - 1),
             has_reset: false,
-            chunk_len,
-            chunks,
             epoch: 0,
+            sync_steps: 0,
+            step_ns: 0.0,
             all_env_ids: (0..num_envs as u32).collect(),
             out: BatchBuffers::new(
                 batch_size,
@@ -719,34 +725,55 @@ impl EnvPool {
         Ok(self.sync_batch())
     }
 
-    /// Runs one sync epoch over every env, on the calling thread alone when there is one chunk.
+    /// The smallest claim of a sync epoch: envs worth `CLAIM_NS` of steps, at most `MIN_CHUNK`.
+    fn min_claim(&self) -> usize {
+        if self.step_ns > 0.0 {
+            ((CLAIM_NS / self.step_ns).ceil() as usize).clamp(1, MIN_CHUNK)
+        } else {
+            MIN_CHUNK
+        }
+    }
+
+    /// Runs one sync epoch over every env: on the calling thread alone when the envs are worth
+    /// no more than one claim, else in claims the threads take (`workers` module).
     fn run_sync(&mut self, actions: ActionRows) -> Result<()> {
         let shared = &*self.shared;
-        let faulted = if self.workers.is_empty() || self.chunks == 1 {
+        let num_envs = self.config.num_envs;
+        let min_claim = self.min_claim();
+        let timed = self.step_ns == 0.0 || self.sync_steps.is_multiple_of(TIMING_PERIOD);
+        self.sync_steps += 1;
+        let start = timed.then(std::time::Instant::now);
+        let (faulted, own) = if self.workers.is_empty() || num_envs <= min_claim {
             // SAFETY: no worker runs (none exist, or no epoch is in progress), so this thread owns
             // every env; `actions` borrows the caller's validated slice for this call.
-            unsafe {
+            let faulted = unsafe {
                 shared.stepper.run(
-                    kernel::EnvRun::Range(0, self.config.num_envs),
+                    kernel::EnvRun::Range(0, num_envs),
                     0,
                     actions,
                     &shared.state,
                     &shared.rows,
                 )
-            }
+            };
+            (faulted, (num_envs, start.map(|start| start.elapsed())))
         } else {
             self.epoch = self.epoch.wrapping_add(1);
-            let command = SyncCommand {
-                actions,
-                chunk_len: self.chunk_len,
-                num_envs: self.config.num_envs,
-            };
             // SAFETY: the previous epoch was waited for by `finish_epoch`; the action slice outlives
             // this epoch, which ends before this function returns.
-            unsafe { shared.start_epoch(self.epoch, self.chunks, command) };
-            shared.run_epoch_chunks(self.epoch);
-            shared.finish_epoch(self.chunks)
+            unsafe { shared.start_epoch(self.epoch, min_claim, SyncCommand { actions }) };
+            let stepped = shared.run_epoch_chunks(self.epoch);
+            // The caller's own share, before it waits for the others'.
+            let own = (stepped, start.map(|start| start.elapsed()));
+            (shared.finish_epoch(), own)
         };
+        if let (stepped @ 1.., Some(elapsed)) = own {
+            let sample = elapsed.as_nanos() as f64 / stepped as f64;
+            self.step_ns = if self.step_ns == 0.0 {
+                sample
+            } else {
+                0.75 * self.step_ns + 0.25 * sample
+            };
+        }
         if faulted {
             return Err(self.take_faults(0..self.config.num_envs));
         }

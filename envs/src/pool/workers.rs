@@ -1,9 +1,14 @@
 //! The state the calling thread shares with the pool's worker threads, and the workers' loops.
 //!
 //! Sync mode: a step is an *epoch*. The caller publishes the actions and a claim word
-//! (epoch | chunk count | next chunk); every thread, the caller included, claims contiguous chunks
-//! of envs with a compare-and-swap and steps each whole chunk, then counts it done. The caller
-//! waits for the count. One atomic per chunk, none per env.
+//! (epoch | next unclaimed env); every thread, the caller included, claims runs of consecutive
+//! envs with a compare-and-swap, steps them, then adds them to the done count, which the caller
+//! waits for. Claims are *guided*: a claim takes a share of what is left (`left / (2 × threads)`),
+//! so an epoch starts with large claims and ends with small ones, never fewer envs than the
+//! epoch's smallest claim. The caller sets that from what an env's step costs: envs of a few
+//! nanoseconds go sixteen at a time, MuJoCo envs of tens of microseconds one at a time, so the
+//! threads finish an epoch within about one env's step of each other. One atomic per claim,
+//! none per env.
 //!
 //! Async mode: `send` links the sent env ids into chains of a few dozen (`next_link`) and pushes
 //! one *job* per chain onto a ring; workers (and the caller, inside `recv`) claim a job, reserve
@@ -17,19 +22,22 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use super::kernel::{ActionRows, EnvRun, EnvState, Rows, Stepper};
 use super::sync::{CALLER_PATIENCE, CachePadded, SharedBuf, Signal, WORKER_PATIENCE};
 
-/// What the threads of a sync epoch read once they have claimed a chunk.
+/// What the threads of a sync epoch read once they have claimed envs.
 #[derive(Clone, Copy)]
 pub(crate) struct SyncCommand {
     pub actions: ActionRows,
-    pub chunk_len: usize,
-    pub num_envs: usize,
 }
 
-/// The claim word: epoch (32 bits) | chunk count (16) | next unclaimed chunk (16).
-pub(crate) const MAX_CHUNKS: usize = u16::MAX as usize;
+/// The claim word: epoch (32 bits) | next unclaimed env (32).
+fn claim_word(epoch: u32, next: usize) -> u64 {
+    (u64::from(epoch) << 32) | next as u64
+}
 
-fn claim_word(epoch: u32, chunks: usize, next: usize) -> u64 {
-    (u64::from(epoch) << 32) | ((chunks as u64) << 16) | next as u64
+/// How many envs a claim takes when `left` are unclaimed: a `1 / (2 × threads)` share of them, at
+/// least `min_claim`, at most all.
+#[inline]
+pub(crate) fn claim_len(left: usize, threads: usize, min_claim: usize) -> usize {
+    (left / (2 * threads)).max(min_claim).min(left)
 }
 
 fn claim_epoch(word: u64) -> u32 {
@@ -56,7 +64,12 @@ pub(crate) struct Shared {
     pub done: Signal,
 
     claim: CachePadded<AtomicU64>,
-    chunks_done: CachePadded<AtomicUsize>,
+    /// The running epoch's smallest claim (written by the caller between epochs).
+    min_claim: AtomicUsize,
+    /// Envs of the running epoch stepped so far.
+    envs_done: CachePadded<AtomicUsize>,
+    /// Threads that take part in sync epochs, the caller's included.
+    sync_threads: usize,
     /// Written by the caller only while no epoch is in progress.
     command: SharedBuf<SyncCommand>,
     any_fault: CachePadded<AtomicBool>,
@@ -83,6 +96,7 @@ impl Shared {
         rows: Rows,
         async_int_len: usize,
         async_float_len: usize,
+        sync_threads: usize,
     ) -> Self {
         let num_envs = state.elapsed.len();
         // At most one job per env is in flight, so a ring of more slots than envs never laps a
@@ -96,14 +110,15 @@ impl Shared {
             shutdown: AtomicBool::new(false),
             work: Signal::default(),
             done: Signal::default(),
-            claim: CachePadded(AtomicU64::new(claim_word(0, 0, 0))),
-            chunks_done: CachePadded(AtomicUsize::new(0)),
+            // Epoch 0 with every env claimed: no epoch to take part in until the first starts.
+            claim: CachePadded(AtomicU64::new(claim_word(0, num_envs))),
+            min_claim: AtomicUsize::new(1),
+            envs_done: CachePadded(AtomicUsize::new(0)),
+            sync_threads: sync_threads.max(1),
             command: SharedBuf::new(
                 1,
                 SyncCommand {
                     actions: ActionRows::None,
-                    chunk_len: 1,
-                    num_envs,
                 },
             ),
             any_fault: CachePadded(AtomicBool::new(false)),
@@ -126,43 +141,55 @@ impl Shared {
 
     // ---- sync epochs ----
 
-    /// Starts epoch `epoch` over `chunks` chunks.
+    /// Starts epoch `epoch` over every env, in claims of at least `min_claim` envs.
     ///
     /// # Safety
     /// No epoch is in progress (the previous one has been waited for).
-    pub(crate) unsafe fn start_epoch(&self, epoch: u32, chunks: usize, command: SyncCommand) {
-        debug_assert!(chunks <= MAX_CHUNKS);
+    pub(crate) unsafe fn start_epoch(&self, epoch: u32, min_claim: usize, command: SyncCommand) {
         // SAFETY: no epoch is in progress, so no thread reads the command.
         unsafe { *self.command.get_mut(0) = command };
-        self.chunks_done.store(0, Ordering::Relaxed);
-        self.claim
-            .store(claim_word(epoch, chunks, 0), Ordering::Release);
+        self.envs_done.store(0, Ordering::Relaxed);
+        debug_assert!(min_claim >= 1);
+        // Written only when it changes, so that claimers keep the cache line.
+        if self.min_claim.load(Ordering::Relaxed) != min_claim {
+            self.min_claim.store(min_claim, Ordering::Relaxed);
+        }
+        // Release: a thread that sees the new epoch sees the command and the smallest claim.
+        self.claim.store(claim_word(epoch, 0), Ordering::Release);
         self.work.notify();
     }
 
-    /// Claims and steps chunks of `epoch` until none is left.
-    pub(crate) fn run_epoch_chunks(&self, epoch: u32) {
+    /// Claims and steps envs of `epoch` until none is left; returns how many this thread stepped.
+    pub(crate) fn run_epoch_chunks(&self, epoch: u32) -> usize {
+        let num_envs = self.state.elapsed.len();
+        let mut stepped = 0;
         loop {
             let word = self.claim.load(Ordering::Acquire);
-            let chunks = ((word >> 16) & 0xffff) as usize;
-            let next = (word & 0xffff) as usize;
-            if claim_epoch(word) != epoch || next >= chunks {
-                return;
+            let next = (word & 0xffff_ffff) as usize;
+            if claim_epoch(word) != epoch || next >= num_envs {
+                return stepped;
             }
+            // The smallest claim read here belongs to this epoch: the caller writes it only
+            // between epochs, and this one cannot end while envs are unclaimed (if it ended
+            // meanwhile, the word changed and the exchange below fails).
+            let len = claim_len(
+                num_envs - next,
+                self.sync_threads,
+                self.min_claim.load(Ordering::Relaxed),
+            );
             if self
                 .claim
-                .compare_exchange_weak(word, word + 1, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange_weak(word, word + len as u64, Ordering::AcqRel, Ordering::Acquire)
                 .is_err()
             {
                 continue;
             }
-            // SAFETY: the epoch cannot end before this claimed chunk is counted done, and the
+            // SAFETY: the epoch cannot end before the claimed envs are counted done, and the
             // caller writes the command only between epochs.
             let command = unsafe { self.command.read(0) };
-            let start = next * command.chunk_len;
-            let end = (start + command.chunk_len).min(command.num_envs);
-            // SAFETY: the chunk is ours alone (claimed once by the CAS) and its action rows are
-            // valid until the epoch ends, which it cannot before we count the chunk done.
+            let (start, end) = (next, next + len);
+            // SAFETY: envs `start..end` are ours alone (claimed once by the CAS) and their action
+            // rows are valid until the epoch ends, which it cannot before we count them done.
             let faulted = unsafe {
                 self.stepper.run(
                     EnvRun::Range(start, end),
@@ -175,16 +202,18 @@ impl Shared {
             if faulted {
                 self.any_fault.store(true, Ordering::Relaxed);
             }
-            if self.chunks_done.fetch_add(1, Ordering::AcqRel) + 1 == chunks {
+            stepped += len;
+            if self.envs_done.fetch_add(len, Ordering::AcqRel) + len == num_envs {
                 self.done.notify();
             }
         }
     }
 
-    /// Waits for every chunk of the running epoch; returns whether an env panicked in it.
-    pub(crate) fn finish_epoch(&self, chunks: usize) -> bool {
+    /// Waits for every env of the running epoch; returns whether an env panicked in it.
+    pub(crate) fn finish_epoch(&self) -> bool {
+        let num_envs = self.state.elapsed.len();
         self.done.wait_until(CALLER_PATIENCE, || {
-            self.chunks_done.load(Ordering::Acquire) == chunks
+            self.envs_done.load(Ordering::Acquire) == num_envs
         });
         self.any_fault.swap(false, Ordering::Relaxed)
     }
