@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """transformers' side of the LLM speed table (scripts/bench_llm.sh): the same measurements as
-rlhf/examples/llm_speed.rs on the same checkpoint folder, float32 on CPU.
+rlhf/examples/llm_speed.rs on the same checkpoint folder, float32 on CPU unless told.
 
-    bench_llm.py <checkpoint_dir> [threads] [sft|gen8]
-        sft: only the SFT step; gen8: only cached generation at batch 8, GEN8_RUNS runs
+    bench_llm.py <checkpoint_dir> [threads] [sft|gen8] [--device cuda] [--dtype bf16]
+        sft: only the SFT step; gen8: only cached generation at batch 8, GEN8_RUNS runs;
+        --device/--dtype place the model (the SFT step is always float32)
 """
 import json
 import statistics
@@ -17,13 +18,34 @@ PROMPT, NEW_TOKENS = 64, 32
 GEN8_RUNS = 4
 
 
+def take(args, flag, default):
+    if flag in args:
+        i = args.index(flag)
+        value = args[i + 1]
+        del args[i:i + 2]
+        return value
+    return default
+
+
+ARGS = sys.argv[1:]
+DEVICE = take(ARGS, "--device", "cpu")
+DTYPE = {"f32": torch.float32, "bf16": torch.bfloat16}[take(ARGS, "--dtype", "f32")]
+
+
+def sync():
+    if DEVICE.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
 def timed(runs, f, warm_up=True):
     if warm_up:
         f()
+        sync()
     samples = []
     for _ in range(runs):
         t = time.perf_counter()
         f()
+        sync()
         samples.append(time.perf_counter() - t)
     return statistics.median(samples)
 
@@ -31,12 +53,12 @@ def timed(runs, f, warm_up=True):
 def main(path, threads):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPE).to(DEVICE).eval()
     vocab = model.config.vocab_size
-    mode = sys.argv[3] if len(sys.argv) > 3 else "all"
+    mode = ARGS[2] if len(ARGS) > 2 else "all"
     only_sft = mode == "sft"
     if mode == "gen8":
-        ids = torch.randint(3, vocab, (8, PROMPT))
+        ids = torch.randint(3, vocab, (8, PROMPT), device=DEVICE)
         mask = torch.ones_like(ids)
 
         def run():
@@ -45,6 +67,7 @@ def main(path, threads):
                 model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
                                max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS,
                                use_cache=True, pad_token_id=0)
+            sync()
             return time.perf_counter() - t
 
         run()
@@ -52,7 +75,7 @@ def main(path, threads):
         print(json.dumps({"what": "gen8", "tokens": 8 * NEW_TOKENS, "seconds": seconds}))
         return
     for batch in () if only_sft else (1, 8):
-        ids = torch.randint(3, vocab, (batch, PROMPT))
+        ids = torch.randint(3, vocab, (batch, PROMPT), device=DEVICE)
         mask = torch.ones_like(ids)
 
         def prefill():
@@ -71,9 +94,9 @@ def main(path, threads):
             s = timed(3 if cache else 1, gen, warm_up=cache)
             print(json.dumps({"what": "generate", "batch": batch, "cache": cache,
                               "tokens_per_s": batch * NEW_TOKENS / s}))
-    model.train()
+    model = model.float().train()
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-5, eps=1e-8)
-    ids = torch.randint(3, vocab, (8, 256))
+    ids = torch.randint(3, vocab, (8, 256), device=DEVICE)
 
     def step():
         optimiser.zero_grad()
@@ -87,4 +110,4 @@ def main(path, threads):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 2)
+    main(ARGS[0], int(ARGS[1]) if len(ARGS) > 1 else 2)

@@ -5,6 +5,13 @@
                                              each with a padded batch and its logits
     llm_reference.py logits <model_dir> <inputs.safetensors> <out.safetensors> [--greedy N]
                                              transformers' logits (and greedy tokens) for inputs
+    llm_reference.py device-reference <model_dir> <cpu|cuda> <f32|bf16> <out.safetensors>
+                                             a left-padded batch, and transformers' logits (as
+                                             float32) and 16 greedy tokens for it, the model in
+                                             that dtype on that device (scripts/gpu_check.sh)
+    llm_reference.py smollm2-shaped <out_dir>
+                                             a seeded random checkpoint of SmolLM2-135M's shape
+                                             (no download: for the GPU check's parity and speed)
     llm_reference.py rewards <rm_dir> <inputs.safetensors> <out.safetensors>
                                              transformers' sequence-classification scores
     llm_reference.py jobs <jobs.json>        several of the commands above (a JSON list of argument
@@ -19,7 +26,8 @@
                                              '-', from the tokenizer transformers builds of a GGUF
 
 Position ids come from the attention mask (cumsum - 1), as transformers' generate computes them,
-so left-padded rows see the same positions as unpadded ones. Everything runs in float32 on CPU.
+so left-padded rows see the same positions as unpadded ones. Everything runs in float32 on CPU,
+except device-reference.
 """
 import json
 import os
@@ -180,6 +188,41 @@ def greedy_accuracy(model_dir, data, max_prompts, max_new_tokens):
     print(json.dumps({"prompts": len(rows), "accuracy": right / max(len(rows), 1)}))
 
 
+# SmolLM2-135M-Instruct's shape (its config.json, as `hone convert gguf` writes it).
+SMOLLM2_SHAPE = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536,
+                     num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
+                     max_position_embeddings=8192, rms_norm_eps=1e-5, tie_word_embeddings=True,
+                     rope_parameters={"rope_type": "default", "rope_theta": 100000.0},
+                     bos_token_id=1, eos_token_id=2)
+
+
+def smollm2_shaped(out_dir):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(**SMOLLM2_SHAPE)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 1:
+                p.add_(torch.randn_like(p) * 0.1)
+    model.save_pretrained(out_dir)
+    print(json.dumps({"parameters": sum(p.numel() for p in model.parameters())}))
+
+
+def device_reference(model_dir, device, dtype, out_path):
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM
+
+    kind = {"f32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=kind).to(device).eval()
+    ids, mask = padded_batch(model.config.vocab_size, [48, 31, 9, 1], 0)
+    on = lambda t: t.to(device)
+    tensors = {"input_ids": ids, "attention_mask": mask,
+               "logits": run_logits(model, on(ids), on(mask)).float().cpu().contiguous(),
+               "greedy": greedy(model, on(ids), on(mask), 16).cpu().contiguous()}
+    save_file(tensors, out_path)
+
+
 def smollm2_gguf():
     import importlib.util
     import pathlib
@@ -207,6 +250,10 @@ def main(argv):
         jobs(argv[1])
     elif len(argv) == 5 and argv[0] == "greedy-accuracy":
         greedy_accuracy(*argv[1:])
+    elif len(argv) == 5 and argv[0] == "device-reference":
+        device_reference(*argv[1:])
+    elif len(argv) == 2 and argv[0] == "smollm2-shaped":
+        smollm2_shaped(argv[1])
     elif argv == ["smollm2-gguf"]:
         smollm2_gguf()
     elif len(argv) == 5 and argv[0] == "tokenize":

@@ -3,12 +3,17 @@
 //! cache, and one SFT step (forward, backward, clipping, Adam) at batch 8 x 256 tokens.
 //!
 //!     cargo run --release -p hone-rlhf --example llm_speed -- <checkpoint_dir> [threads] [sft]
+//!         [--device cuda] [--dtype bf16]
 //!
+//! `--device` and `--dtype` (default cpu, f32) place the model; the SFT step is always f32.
 //! With `sft` as the third argument only the SFT step is measured; with `gen8` only cached
 //! generation at batch 8, `GEN8_RUNS` runs whose seconds are all printed (for interleaving
 //! with transformers on a shared machine, where the fastest run is the least disturbed).
 //!
 //! Prints one JSON object per measurement (the shell script builds the table from them).
+
+#[path = "common/placement.rs"]
+mod placement;
 
 use std::time::Instant;
 
@@ -26,28 +31,33 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
-/// Median seconds of `runs` calls, after one warm-up call when `warm_up`.
-fn time(runs: usize, warm_up: bool, mut f: impl FnMut()) -> f64 {
+/// Median seconds of `runs` calls, after one warm-up call when `warm_up`, each call's queued
+/// device work included.
+fn time(device: Device, runs: usize, warm_up: bool, mut f: impl FnMut()) -> f64 {
     if warm_up {
         f();
+        placement::synchronize(device);
     }
     median(
         (0..runs)
             .map(|_| {
                 let t = Instant::now();
                 f();
+                placement::synchronize(device);
                 t.elapsed().as_secs_f64()
             })
             .collect(),
     )
 }
 
-fn tokens(batch: i64, len: i64, vocab: i64) -> Tensor {
-    Tensor::randint_low(3, vocab, [batch, len], (Kind::Int64, Device::Cpu))
+fn tokens(batch: i64, len: i64, vocab: i64, device: Device) -> Tensor {
+    Tensor::randint_low(3, vocab, [batch, len], (Kind::Int64, device))
 }
 
 fn main() -> hone_rlhf::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
+    let mut args: Vec<String> = std::env::args().collect();
+    let placement = placement::take_placement(&mut args)?;
+    let device = placement.device;
     let dir = std::path::PathBuf::from(
         args.get(1)
             .expect("usage: llm_speed <checkpoint> [threads]"),
@@ -55,12 +65,12 @@ fn main() -> hone_rlhf::Result<()> {
     let threads: i32 = args.get(2).and_then(|t| t.parse().ok()).unwrap_or(2);
     tch::set_num_threads(threads);
     tch::manual_seed(0);
-    let ckpt = Checkpoint::load(&dir, Device::Cpu, Kind::Float)?;
+    let ckpt = Checkpoint::load(&dir, device, placement.kind)?;
     let model = &ckpt.model;
     let vocab = model.config().vocab_size();
     let only_sft = args.get(3).is_some_and(|a| a == "sft");
     if args.get(3).is_some_and(|a| a == "gen8") {
-        let ids = tokens(8, PROMPT, vocab);
+        let ids = tokens(8, PROMPT, vocab, device);
         let mask = ids.ones_like();
         let config = GenerateConfig {
             max_new_tokens: NEW_TOKENS,
@@ -70,6 +80,7 @@ fn main() -> hone_rlhf::Result<()> {
         let run = || {
             let t = Instant::now();
             generate(model, &ids, &mask, &[], 0, &config).unwrap();
+            placement::synchronize(device);
             t.elapsed().as_secs_f64()
         };
         run();
@@ -82,9 +93,9 @@ fn main() -> hone_rlhf::Result<()> {
         return Ok(());
     }
     for batch in [1i64, 8].into_iter().filter(|_| !only_sft) {
-        let ids = tokens(batch, PROMPT, vocab);
+        let ids = tokens(batch, PROMPT, vocab, device);
         let mask = ids.ones_like();
-        let seconds = time(3, true, || {
+        let seconds = time(device, 3, true, || {
             tch::no_grad(|| {
                 let h = model.forward_hidden(&ids, &mask, None).unwrap();
                 let _ = model.logits(&h.select(1, PROMPT - 1)).unwrap();
@@ -101,7 +112,7 @@ fn main() -> hone_rlhf::Result<()> {
                 use_cache,
             };
             // Without the cache a run takes long enough on its own (no warm-up, one run).
-            let seconds = time(if use_cache { 3 } else { 1 }, use_cache, || {
+            let seconds = time(device, if use_cache { 3 } else { 1 }, use_cache, || {
                 generate(model, &ids, &mask, &[], 0, &config).unwrap();
             });
             println!(
@@ -111,13 +122,12 @@ fn main() -> hone_rlhf::Result<()> {
         }
     }
     // One SFT step at batch 8 x 256, the loss on every token after the first.
-    let mut model = Checkpoint::load(&dir, Device::Cpu, Kind::Float)?.model;
-    let (mut optimiser, views) =
-        Optimiser::new(model.named_parameters(), Device::Cpu, 1e-5, 1e-8, 1.0)?;
+    let mut model = Checkpoint::load(&dir, device, Kind::Float)?.model;
+    let (mut optimiser, views) = Optimiser::new(model.named_parameters(), device, 1e-5, 1e-8, 1.0)?;
     model.set_parameters(views, "speed test")?;
-    let ids = tokens(8, 256, vocab);
+    let ids = tokens(8, 256, vocab, device);
     let mask = ids.ones_like();
-    let seconds = time(2, true, || {
+    let seconds = time(device, 2, true, || {
         let loss = sft_loss(&model, &ids, &mask, &mask).unwrap();
         optimiser.step(&loss).unwrap();
     });
