@@ -761,7 +761,7 @@ impl EnvPool {
             // SAFETY: the previous epoch was waited for by `finish_epoch`; the action slice outlives
             // this epoch, which ends before this function returns.
             unsafe { shared.start_epoch(self.epoch, min_claim, SyncCommand { actions }) };
-            let stepped = shared.run_epoch_chunks(self.epoch);
+            let stepped = shared.run_epoch_claims(self.epoch);
             // The caller's own share, before it waits for the others'.
             let own = (stepped, start.map(|start| start.elapsed()));
             (shared.finish_epoch(), own)

@@ -160,7 +160,7 @@ impl Shared {
     }
 
     /// Claims and steps envs of `epoch` until none is left; returns how many this thread stepped.
-    pub(crate) fn run_epoch_chunks(&self, epoch: u32) -> usize {
+    pub(crate) fn run_epoch_claims(&self, epoch: u32) -> usize {
         let num_envs = self.state.elapsed.len();
         let mut stepped = 0;
         loop {
@@ -229,7 +229,7 @@ impl Shared {
                 return;
             }
             seen = claim_epoch(self.claim.load(Ordering::Acquire));
-            self.run_epoch_chunks(seen);
+            self.run_epoch_claims(seen);
         }
     }
 
