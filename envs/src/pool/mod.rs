@@ -35,7 +35,7 @@ use std::thread::JoinHandle;
 pub use kernel::AutoReset;
 use kernel::{ActionRows, EnvState, Envs, Rows};
 use sync::{CALLER_PATIENCE, SharedBuf};
-use workers::{Shared, SyncCommand, job_word, worker_main};
+use workers::{Shared, SyncCommand, job_parts, job_word, worker_main};
 
 use crate::batch::{Actions, Batch, Episodes};
 use crate::env::Env;
@@ -48,9 +48,50 @@ const MIN_CHUNK: usize = 16;
 /// The least work, in nanoseconds of env steps, that a sync claim hands over: a claim costs a
 /// contended compare-and-swap and a count, a fraction of a microsecond.
 const CLAIM_NS: f64 = 5_000.0;
-/// Sync steps between two timings of the caller's share (the timing's two clock reads are a few
-/// percent of a step of a few cheap envs).
+/// Runs of envs on the calling thread between two timings (the timing's two clock reads are a
+/// few percent of a run of a few cheap envs).
 const TIMING_PERIOD: u64 = 8;
+
+/// What one env's step costs on the calling thread, from timings of some of the runs of envs it
+/// does (a sync step's share, an async job); it sizes the work handed to other threads.
+#[derive(Debug, Default)]
+struct StepCost {
+    /// Nanoseconds per env step, a running average; 0 before the first timing.
+    ns: f64,
+    /// Runs so far, for `TIMING_PERIOD`.
+    runs: u64,
+}
+
+impl StepCost {
+    /// A clock reading if this run is to be timed (the first, then every `TIMING_PERIOD`th).
+    fn start(&mut self) -> Option<std::time::Instant> {
+        let timed = self.ns == 0.0 || self.runs.is_multiple_of(TIMING_PERIOD);
+        self.runs += 1;
+        timed.then(std::time::Instant::now)
+    }
+
+    /// Records that the run `start` timed stepped `envs` envs.
+    fn record(&mut self, start: Option<std::time::Instant>, envs: usize) {
+        if let (Some(start), 1..) = (start, envs) {
+            let sample = start.elapsed().as_nanos() as f64 / envs as f64;
+            self.ns = if self.ns == 0.0 {
+                sample
+            } else {
+                0.75 * self.ns + 0.25 * sample
+            };
+        }
+    }
+
+    /// The fewest envs to hand to another thread: worth `CLAIM_NS` of steps, at most
+    /// `MIN_CHUNK` (`MIN_CHUNK` until the cost is known).
+    fn min_claim(&self) -> usize {
+        if self.ns > 0.0 {
+            ((CLAIM_NS / self.ns).ceil() as usize).clamp(1, MIN_CHUNK)
+        } else {
+            MIN_CHUNK
+        }
+    }
+}
 
 /// How to build a pool. `Default` matches envpool's defaults where they apply.
 #[derive(Clone, Debug, PartialEq)]
@@ -496,11 +537,8 @@ pub struct EnvPool {
     has_reset: bool,
     // sync mode
     epoch: u32,
-    /// Sync steps so far, for `TIMING_PERIOD`.
-    sync_steps: u64,
-    /// What one env's step costs on the calling thread, in nanoseconds (a running average of
-    /// timed steps; 0 before the first), which sets a sync epoch's smallest claim.
-    step_ns: f64,
+    /// What an env's step costs: sets a sync epoch's smallest claim and an async job's length.
+    cost: StepCost,
     all_env_ids: Vec<u32>,
     out: BatchBuffers,
     /// `None` in sync mode.
@@ -620,8 +658,7 @@ impl EnvPool {
             workers: Vec::with_capacity(num_threads - 1),
             has_reset: false,
             epoch: 0,
-            sync_steps: 0,
-            step_ns: 0.0,
+            cost: StepCost::default(),
             all_env_ids: (0..num_envs as u32).collect(),
             out: BatchBuffers::new(
                 batch_size,
@@ -725,25 +762,14 @@ impl EnvPool {
         Ok(self.sync_batch())
     }
 
-    /// The smallest claim of a sync epoch: envs worth `CLAIM_NS` of steps, at most `MIN_CHUNK`.
-    fn min_claim(&self) -> usize {
-        if self.step_ns > 0.0 {
-            ((CLAIM_NS / self.step_ns).ceil() as usize).clamp(1, MIN_CHUNK)
-        } else {
-            MIN_CHUNK
-        }
-    }
-
     /// Runs one sync epoch over every env: on the calling thread alone when the envs are worth
     /// no more than one claim, else in claims the threads take (`workers` module).
     fn run_sync(&mut self, actions: ActionRows) -> Result<()> {
         let shared = &*self.shared;
         let num_envs = self.config.num_envs;
-        let min_claim = self.min_claim();
-        let timed = self.step_ns == 0.0 || self.sync_steps.is_multiple_of(TIMING_PERIOD);
-        self.sync_steps += 1;
-        let start = timed.then(std::time::Instant::now);
-        let (faulted, own) = if self.workers.is_empty() || num_envs <= min_claim {
+        let min_claim = self.cost.min_claim();
+        let start = self.cost.start();
+        let faulted = if self.workers.is_empty() || num_envs <= min_claim {
             // SAFETY: no worker runs (none exist, or no epoch is in progress), so this thread owns
             // every env; `actions` borrows the caller's validated slice for this call.
             let faulted = unsafe {
@@ -755,25 +781,18 @@ impl EnvPool {
                     &shared.rows,
                 )
             };
-            (faulted, (num_envs, start.map(|start| start.elapsed())))
+            self.cost.record(start, num_envs);
+            faulted
         } else {
             self.epoch = self.epoch.wrapping_add(1);
             // SAFETY: the previous epoch was waited for by `finish_epoch`; the action slice outlives
             // this epoch, which ends before this function returns.
             unsafe { shared.start_epoch(self.epoch, min_claim, SyncCommand { actions }) };
-            let stepped = shared.run_epoch_claims(self.epoch);
-            // The caller's own share, before it waits for the others'.
-            let own = (stepped, start.map(|start| start.elapsed()));
-            (shared.finish_epoch(), own)
+            let own = shared.run_epoch_claims(self.epoch);
+            // The caller's own share, timed before it waits for the others'.
+            self.cost.record(start, own);
+            shared.finish_epoch()
         };
-        if let (stepped @ 1.., Some(elapsed)) = own {
-            let sample = elapsed.as_nanos() as f64 / stepped as f64;
-            self.step_ns = if self.step_ns == 0.0 {
-                sample
-            } else {
-                0.75 * self.step_ns + 0.25 * sample
-            };
-        }
         if faulted {
             return Err(self.take_faults(0..self.config.num_envs));
         }
@@ -897,7 +916,10 @@ impl EnvPool {
         let Some(state) = self.async_state.as_mut() else {
             return;
         };
-        let job_len = env_ids.len().div_ceil(self.num_threads * 2).max(MIN_CHUNK);
+        let job_len = env_ids
+            .len()
+            .div_ceil(self.num_threads * 2)
+            .max(self.cost.min_claim());
         for chain in env_ids.chunks(job_len) {
             for pair in chain.windows(2) {
                 // SAFETY: these envs are not in flight, so no thread reads their links.
@@ -943,8 +965,10 @@ impl EnvPool {
                 ready += 1;
                 row = if row + 1 == capacity { 0 } else { row + 1 };
             } else if let Some(job) = shared.claim_job() {
+                let start = self.cost.start();
                 // SAFETY: claimed just now.
                 unsafe { shared.run_job(job, state.actions) };
+                self.cost.record(start, job_parts(job).1 as usize);
             } else {
                 shared
                     .done
