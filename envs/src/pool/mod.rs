@@ -680,6 +680,7 @@ impl EnvPool {
                 Err(error) => return Err(Error::ThreadSpawn(error.to_string())),
             }
         }
+        pool.shared.wait_for_workers(pool.workers.len());
         Ok(pool)
     }
 

@@ -58,6 +58,8 @@ pub(crate) struct Shared {
     pub state: EnvState,
     pub rows: Rows,
     shutdown: AtomicBool,
+    /// Workers that have started running (`EnvPool::new` waits for all of them).
+    started: AtomicUsize,
     /// Workers wait here for work.
     pub work: Signal,
     /// The caller waits here for results.
@@ -108,6 +110,7 @@ impl Shared {
             state,
             rows,
             shutdown: AtomicBool::new(false),
+            started: AtomicUsize::new(0),
             work: Signal::default(),
             done: Signal::default(),
             // Epoch 0 with every env claimed: no epoch to take part in until the first starts.
@@ -132,6 +135,14 @@ impl Shared {
             row_tail: CachePadded::default(),
             row_ready,
         }
+    }
+
+    /// Waits until `workers` worker threads have started, so that a new pool's threads are
+    /// running (their start-up done, its allocations included) before it is used.
+    pub(crate) fn wait_for_workers(&self, workers: usize) {
+        self.done.wait_until(CALLER_PATIENCE, || {
+            self.started.load(Ordering::Acquire) >= workers
+        });
     }
 
     pub(crate) fn shut_down(&self) {
@@ -327,6 +338,8 @@ impl Shared {
 
 /// A worker thread's body.
 pub(crate) fn worker_main(shared: Arc<Shared>, async_actions: Option<ActionRows>) {
+    shared.started.fetch_add(1, Ordering::Release);
+    shared.done.notify();
     match async_actions {
         Some(actions) => shared.async_worker(actions),
         None => shared.sync_worker(),
