@@ -1258,21 +1258,26 @@ pub fn remax_step(
     let baselines = baseline.f_repeat_interleave_self_int(n, 0, None)?;
     let reward_s = t1.elapsed().as_secs_f64();
 
-    // The rows the update reads: all, or (skip_ties) those whose advantage is not 0.
+    // The rows the update reads: all, or (skip_ties) those whose advantage is not 0, with
+    // their rewards and baselines.
     let rows = if config.remax.skip_ties {
-        rewards.f_ne_tensor(&baselines)?.f_nonzero()?.f_view([-1])?
+        Some(rewards.f_ne_tensor(&baselines)?.f_nonzero()?.f_view([-1])?)
+            .filter(|rows| rows.size()[0] < rewards.size()[0])
     } else {
-        Tensor::f_arange(n * prompts.len() as i64, (Kind::Int64, Device::Cpu))?
+        None
     };
-    let trained_rows = rows.size()[0];
+    let (trained, batch_rewards, batch_baselines) = match &rows {
+        Some(rows) => (
+            Some(select_rows(&sampled, rows)?),
+            rewards.f_index_select(0, rows)?,
+            baselines.f_index_select(0, rows)?,
+        ),
+        None => (None, rewards.shallow_clone(), baselines.shallow_clone()),
+    };
+    let trained_rows = batch_rewards.size()[0];
     let (mut reference_s, mut update_s, mut kl, mut loss, mut grad_norm) =
         (0.0, 0.0, 0.0, 0.0, 0.0);
     if trained_rows > 0 {
-        let trained = if trained_rows == sampled.tokens.size()[0] {
-            None
-        } else {
-            Some(select_rows(&sampled, &rows)?)
-        };
         let batch = trained.as_ref().unwrap_or(&sampled);
         let t2 = Instant::now();
         let ref_logprobs = tch::no_grad(|| response_logprobs(reference, batch))?;
@@ -1284,8 +1289,8 @@ pub fn remax_step(
             &logprobs,
             &ref_logprobs,
             &batch.mask,
-            &rewards.f_index_select(0, &rows)?,
-            &baselines.f_index_select(0, &rows)?,
+            &batch_rewards,
+            &batch_baselines,
             &config.remax,
         )?;
         let loss_t = remax::loss(&logprobs, &returns, &batch.mask)?;
