@@ -1,53 +1,100 @@
 #!/usr/bin/env bash
-# hone's MuJoCo envs and envpool 1.2.7's on the same grid, in the same run: the pool's
-# env-steps/s per cell against the physics floor (bare mj_step on the env's own trajectory, one
-# thread times the threads the pool used, and that many threads at once) and the ratio
-# hone / envpool. Options are passed to both: --ms N, --tasks A,B (default Ant-v5,HalfCheetah-v5),
-# --envs 1,8,..., --threads 1,2, --modes sync,async. With --repeat N (default 1) both run N times,
-# alternating, and a last table compares the best of the N runs per cell (for a machine whose
-# cores other work shares).
+# hone's MuJoCo envs and envpool 1.2.7's on the same grid: the pool's env-steps/s per cell against
+# the physics floor (bare mj_step on the env's own trajectory, timed in windows between the pool's:
+# see envs/benches/mujoco.rs) and the ratio hone / envpool.
 #
-#   bash scripts/bench_mujoco.sh [--ms 1000] [--envs 64,256] [--repeat 3]
+# The two run cell by cell, one right after the other (in turn first), so that both of a cell's
+# figures come from the machine in the same state: on a machine whose cores other work shares, the
+# speed of everything drifts by tens of percent over minutes. With --repeat N (default 1) the
+# grid runs N times; the summary gives, per cell, the median over the runs of the paired ratio
+# hone / envpool and of hone's share of its floor, and the best rate of each.
+#
+#   bash scripts/bench_mujoco.sh [--ms 1000] [--tasks Ant-v5,HalfCheetah-v5] [--envs 64,256]
+#                                [--threads 1,2] [--modes sync,async] [--repeat 3]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-repeat=1
-args=(--tasks Ant-v5,HalfCheetah-v5 --ms 1000)
+repeat=1 ms=1000 tasks=Ant-v5,HalfCheetah-v5 envs=64,256 threads=1,2 modes=sync,async
 while [ $# -gt 0 ]; do
+  [ $# -ge 2 ] || { echo "bench_mujoco: $1 needs a value" >&2; exit 2; }
   case "$1" in
-    --repeat) repeat=$2; shift 2 ;;
-    *) args+=("$1"); shift ;;
+    --repeat) repeat=$2 ;;
+    --ms) ms=$2 ;;
+    --tasks) tasks=$2 ;;
+    --envs) envs=$2 ;;
+    --threads) threads=$2 ;;
+    --modes) modes=$2 ;;
+    *) echo "bench_mujoco: unknown option $1" >&2; exit 2 ;;
   esac
+  shift 2
 done
-csv_dir=$(mktemp -d)
-trap 'rm -rf "$csv_dir"' EXIT
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
 
+# Build once; the cells then run the binary cargo reports.
+bench=$(cargo bench --quiet -p hone-envs --features mujoco --bench mujoco --no-run --message-format=json 2>/dev/null |
+  python3 -c 'import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("reason") == "compiler-artifact" and message.get("executable") and message["target"]["name"] == "mujoco":
+        print(message["executable"])')
+[ -x "$bench" ] || { echo "bench_mujoco: could not build the mujoco bench" >&2; exit 1; }
+
+printf 'load average at start: %s\n' "$(cat /proc/loadavg)"
+IFS=, read -ra task_list <<<"$tasks"
+IFS=, read -ra mode_list <<<"$modes"
+IFS=, read -ra env_list <<<"$envs"
+IFS=, read -ra thread_list <<<"$threads"
 for run in $(seq 1 "$repeat"); do
-  printf '== run %s of %s: hone (cargo bench -p hone-envs --features mujoco --bench mujoco)\n' "$run" "$repeat"
-  cargo bench --quiet -p hone-envs --features mujoco --bench mujoco -- "${args[@]}" --csv "$csv_dir/hone-$run.csv"
-  printf '\n== run %s of %s: envpool\n' "$run" "$repeat"
-  python3 scripts/bench_envpool.py "${args[@]}" --csv "$csv_dir/envpool-$run.csv" --hone-csv "$csv_dir/hone-$run.csv"
-  printf '\n'
+  cell=0
+  for task in "${task_list[@]}"; do
+    for mode in "${mode_list[@]}"; do
+      for n in "${env_list[@]}"; do
+        for t in "${thread_list[@]}"; do
+          cell=$((cell + 1))
+          args=(--tasks "$task" --modes "$mode" --envs "$n" --threads "$t" --ms "$ms")
+          hone() {
+            printf '\n== run %s, %s %s %s envs %s threads: hone\n' "$run" "$task" "$mode" "$n" "$t"
+            "$bench" "${args[@]}" --csv "$out/hone-$run-$cell.csv" --floor-csv "$out/floor-$run-$cell.csv" |
+              grep -v '^load average'
+          }
+          envpool() {
+            printf '== run %s, %s %s %s envs %s threads: envpool\n' "$run" "$task" "$mode" "$n" "$t"
+            python3 scripts/bench_envpool.py "${args[@]}" --csv "$out/envpool-$run-$cell.csv" |
+              grep -v '^load average\|^envpool \|^task '
+          }
+          # Who goes first alternates from cell to cell and, for a cell, from run to run.
+          if [ $(((cell + run) % 2)) -eq 0 ]; then hone; envpool; else envpool; hone; fi
+        done
+      done
+    done
+  done
 done
+printf '\nload average at end: %s\n\n' "$(cat /proc/loadavg)"
 
-if [ "$repeat" -gt 1 ]; then
-  python3 - "$csv_dir" "$repeat" <<'PY'
-import csv, sys
+python3 - "$out" "$repeat" <<'PY'
+import csv, glob, statistics, sys
 folder, runs = sys.argv[1], int(sys.argv[2])
-def best(kind):
+def rows(kind):
     table = {}
-    for run in range(1, runs + 1):
-        with open(f"{folder}/{kind}-{run}.csv", newline="") as source:
+    for path in glob.glob(f"{folder}/{kind}-*.csv"):
+        run = int(path.rsplit("/", 1)[1].split("-")[1])
+        with open(path, newline="") as source:
             for row in csv.DictReader(source):
                 key = (row["task"], row["mode"], int(row["num_envs"]), int(row["num_threads"]))
-                table[key] = max(table.get(key, 0.0), float(row["steps_per_second"]))
+                table.setdefault(key, {})[run] = row
     return table
-hone, envpool = best("hone"), best("envpool")
-print(f"best of {runs} runs per cell, env-steps/s")
-print(f"{'task':<16} {'mode':<5} {'envs':>6} {'threads':>7} {'hone':>10} {'envpool':>10} {'ratio':>7}")
+hone, envpool, floor = rows("hone"), rows("envpool"), rows("floor")
+rate = lambda row: float(row["steps_per_second"])
+print(f"env-steps/s over {runs} run(s); ratio: median of the paired hone / envpool; floor: median of hone's share of its floor")
+print(f"{'task':<16} {'mode':<5} {'envs':>5} {'threads':>7} {'best hone':>10} {'best envpool':>12} {'ratio':>7} {'floor':>6} {'RR':>5} {'CPU eff':>7}")
 for key in sorted(hone, key=lambda k: (k[0], k[1] != "sync", k[2], k[3])):
-    if key in envpool:
-        task, mode, envs, threads = key
-        print(f"{task:<16} {mode:<5} {envs:>6} {threads:>7} {hone[key]:>10.0f} {envpool[key]:>10.0f} {hone[key] / envpool[key]:>6.2f}x")
+    paired = [rate(hone[key][r]) / rate(envpool[key][r]) for r in hone[key] if r in envpool.get(key, {})]
+    shares = [(float(f["steps_per_second"]) / float(f["floor"]), float(f["steps_per_second"]) / float(f["round_robin"]), float(f["cpu_efficiency"]))
+              for f in floor.get(key, {}).values()]
+    best_envpool = max((rate(r) for r in envpool.get(key, {}).values()), default=float("nan"))
+    median = lambda values: statistics.median(values) if values else float("nan")
+    print(f"{key[0]:<16} {key[1]:<5} {key[2]:>5} {key[3]:>7} {max(rate(r) for r in hone[key].values()):>10.0f} {best_envpool:>12.0f}"
+          f" {median(paired):>6.2f}x {100 * median([s[0] for s in shares]):>5.0f}% {100 * median([s[1] for s in shares]):>4.0f}%"
+          f" {100 * median([s[2] for s in shares]):>6.0f}%")
 PY
-fi

@@ -1,8 +1,10 @@
 //! `cargo bench -p hone-envs --features mujoco --bench mujoco [-- OPTIONS]`: the MuJoCo tasks in
 //! the pool over the engine's grid, each cell against its physics floor: the cell's own env
 //! trajectories (logged from its batches) replayed with bare `mj_step`s, env after env
-//! (`PhysicsWorkload`; the replay must end on the pool's observations, checked). Three
-//! comparisons per cell:
+//! (`PhysicsWorkload`; the replay must end on the pool's observations, checked). The measured
+//! time is cut into windows, and after each window the replays go over what the envs did in it,
+//! so that the pool and its floor are timed close together (on a shared machine, whatever else
+//! runs changes the speed of both alike). Three comparisons per cell:
 //!
 //! - the floor: the single-thread bare rate (env after env, each hot in cache) times the
 //!   threads the pool used;
@@ -18,13 +20,15 @@
 //! `scripts/bench_mujoco.sh` adds envpool's figures from the same run.
 //!
 //! Options: `--ms N` measured milliseconds per cell (default 1000), `--tasks A,B` (default
-//! Ant-v5,HalfCheetah-v5), `--envs 1,8,...`, `--threads 1,2`, `--modes sync,async`, `--csv PATH`
-//! (the pool's rows, in `hone_envs::bench::format_csv`'s format).
+//! Ant-v5,HalfCheetah-v5), `--envs 1,8,...`, `--threads 1,2`, `--modes sync,async`, `--windows N`
+//! (measured windows per cell, default 5), `--csv PATH` (the pool's rows, in
+//! `hone_envs::bench::format_csv`'s format), `--floor-csv PATH` (each cell's rate and its three
+//! references, in env-steps/s, and its CPU efficiency as a fraction).
 
 use std::time::{Duration, Instant};
 
 use hone_envs::bench::{BenchMode, Grid, Row, format_csv};
-use hone_envs::mujoco::{Entry, Order, PhysicsWorkload, TASKS};
+use hone_envs::mujoco::{BareRun, Entry, Order, PhysicsWorkload, Replay, TASKS};
 use hone_envs::rng::Pcg64;
 use hone_envs::{EnvPool, PoolConfig, Space};
 
@@ -60,25 +64,34 @@ fn process_cpu_seconds() -> f64 {
     (usage[0] + usage[2]) as f64 + (usage[1] + usage[3]) as f64 * 1e-6
 }
 
-/// A timed cell: env-steps, wall seconds and process CPU seconds of the measured part, and what
-/// each env did (for the floor).
+/// A timed cell: env-steps, wall seconds and process CPU seconds of the measured part, and the
+/// bare replays of what its envs did, timed right after each measured window.
 struct Cell {
     row: Row,
     cpu_seconds: f64,
-    workload: PhysicsWorkload,
-    /// Each env's last observation.
-    last_observations: Vec<Vec<f32>>,
+    /// One thread, env by env.
+    single: BareRun,
+    /// One thread, round robin.
+    round_robin: BareRun,
+    /// As many threads as the pool used, env by env, each thread's run.
+    concurrent: Vec<BareRun>,
+    /// Whether every replay ended on the pool's last observations.
+    same: bool,
 }
 
 /// Runs one pool cell: random actions within the bounds (drawn beforehand), a warm-up of a fifth
-/// of `duration`, then `duration` measured. Async cells use batch_size = num_envs / 2 and send
-/// each received batch straight back, as `hone_envs::bench` and `scripts/bench_envpool.py` do.
+/// of `duration`, then `duration` measured in `windows` stretches. After each stretch the three
+/// replays of the cell's floor are advanced over what the envs did in it, so the pool and its
+/// floor are timed on the machine in the same state (whatever else shares its cores then). Async
+/// cells use batch_size = num_envs / 2 and send each received batch straight back, as
+/// `hone_envs::bench` and `scripts/bench_envpool.py` do.
 fn run_cell(
     task: &str,
     mode: BenchMode,
     num_envs: usize,
     threads: usize,
     duration: Duration,
+    windows: u32,
 ) -> Cell {
     let batch_size = match mode {
         BenchMode::Sync => num_envs,
@@ -118,7 +131,11 @@ fn run_cell(
     }
     let offset_of =
         |step: usize, row: usize| (step % batches) * batch_size * per_row + row * per_row;
-    let mut run_for = |pool: &mut EnvPool, limit: Duration, measured: bool| -> (u64, f64, f64) {
+    let mut run_for = |pool: &mut EnvPool,
+                       log: &mut Vec<Vec<Entry>>,
+                       limit: Duration,
+                       measured: bool|
+     -> (u64, f64, f64) {
         let (start, cpu_start) = (Instant::now(), process_cpu_seconds());
         let mut rows = 0u64;
         loop {
@@ -161,9 +178,55 @@ fn run_cell(
             }
         }
     };
-    run_for(&mut pool, duration / 5, false);
-    let (env_steps, seconds, cpu_seconds) = run_for(&mut pool, duration, true);
-    let workload = PhysicsWorkload::new(task, 0, actions.clone(), log).expect("a MuJoCo task");
+    let workload_now = |log: &[Vec<Entry>]| {
+        PhysicsWorkload::new(task, 0, actions.clone(), log.to_vec()).expect("a MuJoCo task")
+    };
+    let replays = |threads: usize, order: Order| {
+        workload_now(&log)
+            .replays(threads, order)
+            .expect("replay set-up")
+    };
+    let (mut single, mut round_robin, mut concurrent) = (
+        replays(1, Order::EnvByEnv),
+        replays(1, Order::RoundRobin),
+        replays(pool.num_threads(), Order::EnvByEnv),
+    );
+    run_for(&mut pool, &mut log, duration / 5, false);
+    let (mut env_steps, mut seconds, mut cpu_seconds) = (0, 0.0, 0.0);
+    let mut totals: Option<(BareRun, BareRun, Vec<BareRun>)> = None;
+    for _ in 0..windows.max(1) {
+        let (rows, wall, cpu) = run_for(&mut pool, &mut log, duration / windows.max(1), true);
+        env_steps += rows;
+        seconds += wall;
+        cpu_seconds += cpu;
+        let workload = workload_now(&log);
+        let advance =
+            |replays: &mut Vec<Replay>| Replay::advance_all(replays, &workload).expect("replay");
+        let runs = (
+            advance(&mut single).remove(0),
+            advance(&mut round_robin).remove(0),
+            advance(&mut concurrent),
+        );
+        totals = Some(match totals {
+            None => runs,
+            Some((mut a, mut b, mut c)) => {
+                a.extend(runs.0);
+                b.extend(runs.1);
+                for (total, run) in c.iter_mut().zip(runs.2) {
+                    total.extend(run);
+                }
+                (a, b, c)
+            }
+        });
+    }
+    let (single, round_robin, concurrent) = totals.expect("at least one window");
+    // The replays did what the pool's envs did: they end on their observations.
+    let same = single
+        .final_observations
+        .iter()
+        .chain(&round_robin.final_observations)
+        .chain(concurrent.iter().flat_map(|run| &run.final_observations))
+        .all(|(env, obs)| *obs == last_observations[*env]);
     Cell {
         row: Row {
             task: task.to_owned(),
@@ -176,8 +239,10 @@ fn run_cell(
             seconds,
         },
         cpu_seconds,
-        workload,
-        last_observations,
+        single,
+        round_robin,
+        concurrent,
+        same,
     }
 }
 
@@ -188,6 +253,11 @@ fn main() {
         ..Grid::default()
     };
     let mut csv_path = None;
+    let mut windows = 5;
+    let mut floor_csv_path = None;
+    let mut floor_csv = String::from(
+        "task,mode,num_envs,num_threads,threads_used,steps_per_second,floor,round_robin,concurrent,cpu_efficiency\n",
+    );
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| panic!("{arg} needs a value"));
@@ -207,6 +277,8 @@ fn main() {
                     .collect()
             }
             "--csv" => csv_path = Some(value()),
+            "--floor-csv" => floor_csv_path = Some(value()),
+            "--windows" => windows = list::<u32>(&value(), "--windows")[0].max(1),
             _ => {}
         }
     }
@@ -246,27 +318,17 @@ fn main() {
                     continue;
                 }
                 for &num_threads in &grid.num_threads {
-                    let cell = run_cell(task, mode, num_envs, num_threads, duration);
+                    let cell = run_cell(task, mode, num_envs, num_threads, duration, windows);
                     let row = &cell.row;
                     let used = row.threads_used as f64;
-                    let workload = &cell.workload;
-                    let replay = |threads: usize, order: Order| {
-                        workload.bare_runs(threads, order).expect("replay")
-                    };
-                    let single = replay(1, Order::EnvByEnv).remove(0);
-                    let round_robin = replay(1, Order::RoundRobin).remove(0);
-                    let concurrent: f64 = replay(row.threads_used, Order::EnvByEnv)
+                    let single = &cell.single;
+                    let concurrent: f64 = cell
+                        .concurrent
                         .iter()
-                        .map(|run| run.env_steps_per_second())
+                        .map(BareRun::env_steps_per_second)
                         .sum();
-                    // The replay did what the pool's envs did: it ends on their observations.
-                    let same = single
-                        .final_observations
-                        .iter()
-                        .chain(&round_robin.final_observations)
-                        .all(|(env, obs)| *obs == cell.last_observations[*env]);
                     let floor = single.env_steps_per_second() * used;
-                    let round_robin = round_robin.env_steps_per_second() * used;
+                    let round_robin = cell.round_robin.env_steps_per_second() * used;
                     let bare_cpu =
                         single.physics_cpu_seconds / single.env_steps as f64 * row.env_steps as f64;
                     let rate = row.steps_per_second();
@@ -286,8 +348,14 @@ fn main() {
                         concurrent,
                         percent(concurrent),
                         100.0 * bare_cpu / cell.cpu_seconds,
-                        same
+                        cell.same
                     );
+                    floor_csv.push_str(&format!(
+                        "{task},{},{num_envs},{num_threads},{},{rate},{floor},{round_robin},{concurrent},{}\n",
+                        mode.name(),
+                        row.threads_used,
+                        bare_cpu / cell.cpu_seconds
+                    ));
                     rows.push(cell.row);
                 }
             }
@@ -297,5 +365,8 @@ fn main() {
     if let Some(path) = csv_path {
         std::fs::write(&path, format_csv(&rows))
             .unwrap_or_else(|error| panic!("writing {path}: {error}"));
+    }
+    if let Some(path) = floor_csv_path {
+        std::fs::write(&path, floor_csv).unwrap_or_else(|error| panic!("writing {path}: {error}"));
     }
 }

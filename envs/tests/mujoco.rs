@@ -777,11 +777,9 @@ fn a_bare_mj_step_replay_follows_the_envs_trajectory() {
     assert!(PhysicsWorkload::record("CartPole-v1", Duration::ZERO, 0).is_err());
 }
 
-/// A workload logged from a pool's batches (as the benchmark logs it) replays to the pool's final
-/// observations, on one thread or split over several.
-#[test]
-fn a_pool_run_replays_as_bare_physics() {
-    let (num_envs, steps) = (5, 60);
+/// An Ant pool's run logged as the benchmark logs it: the actions, each env's entries, and the
+/// batch observations after each step.
+fn logged_ant_run(num_envs: usize, steps: usize) -> (Vec<f32>, Vec<Vec<Entry>>, Vec<Vec<f32>>) {
     let config = PoolConfig::new("Ant-v5", num_envs)
         .seed(21)
         .max_episode_steps(25);
@@ -792,7 +790,7 @@ fn a_pool_run_replays_as_bare_physics() {
         .collect();
     let mut envs = vec![Vec::new(); num_envs];
     pool.reset().unwrap();
-    let mut last = Vec::new();
+    let mut observations = Vec::new();
     for step in 0..steps {
         let offset = step * num_envs * nu;
         let batch = pool.step(&actions[offset..offset + num_envs * nu]).unwrap();
@@ -806,8 +804,58 @@ fn a_pool_run_replays_as_bare_physics() {
                 }
             });
         }
-        last = batch.observations.to_vec();
+        observations.push(batch.observations.to_vec());
     }
+    (actions, envs, observations)
+}
+
+/// The benchmark replays a pool's run window by window, each replay continued from where the last
+/// window left it: that ends where one replay of the whole run does, on the pool's observations.
+#[test]
+fn a_replay_continued_window_by_window_follows_the_pool() {
+    let (num_envs, steps) = (5, 60);
+    let (actions, envs, observations) = logged_ant_run(num_envs, steps);
+    let whole = PhysicsWorkload::new("Ant-v5", 21, actions.clone(), envs.clone()).unwrap();
+    for (threads, order) in [
+        (1, Order::EnvByEnv),
+        (2, Order::EnvByEnv),
+        (1, Order::RoundRobin),
+    ] {
+        let mut replays = whole.replays(threads, order).unwrap();
+        let mut measured = 0;
+        for end in [7, 7, 20, 33, 60] {
+            let prefix: Vec<Vec<Entry>> = envs.iter().map(|e| e[..end].to_vec()).collect();
+            let workload = PhysicsWorkload::new("Ant-v5", 21, actions.clone(), prefix).unwrap();
+            let runs = hone_envs::mujoco::Replay::advance_all(&mut replays, &workload).unwrap();
+            measured += runs.iter().map(|r| r.env_steps).sum::<u64>();
+            let finals: Vec<_> = runs
+                .iter()
+                .flat_map(|r| r.final_observations.clone())
+                .collect();
+            assert_eq!(finals.len(), num_envs);
+            for (i, obs) in finals {
+                assert_eq!(
+                    obs,
+                    &observations[end - 1][i * 105..(i + 1) * 105],
+                    "env {i} after step {end}, {threads} threads, {order:?}"
+                );
+            }
+        }
+        assert_eq!(
+            measured as usize,
+            whole.measured_steps(),
+            "{threads} threads, {order:?}"
+        );
+    }
+}
+
+/// A workload logged from a pool's batches (as the benchmark logs it) replays to the pool's final
+/// observations, on one thread or split over several.
+#[test]
+fn a_pool_run_replays_as_bare_physics() {
+    let (num_envs, steps) = (5, 60);
+    let (actions, envs, observations) = logged_ant_run(num_envs, steps);
+    let last = &observations[steps - 1];
     let workload = PhysicsWorkload::new("Ant-v5", 21, actions, envs).unwrap();
     for (threads, order) in [
         (1, Order::EnvByEnv),

@@ -37,7 +37,7 @@ pub struct PhysicsWorkload {
     seed: u64,
     actions: Arc<[f32]>,
     envs: Arc<[Vec<Entry>]>,
-    replay: fn(&PhysicsWorkload, &[usize], Order) -> Result<BareRun>,
+    start_replay: StartFn,
 }
 
 impl std::fmt::Debug for PhysicsWorkload {
@@ -84,7 +84,7 @@ impl PhysicsWorkload {
     /// into `actions` the entries name (one action row each).
     pub fn new(task_id: &str, seed: u64, actions: Vec<f32>, envs: Vec<Vec<Entry>>) -> Result<Self> {
         use super::{arms, planar, spatial};
-        let (spec, replay): (&super::TaskSpec, ReplayFn) = match task_id {
+        let (spec, start_replay): (&super::TaskSpec, StartFn) = match task_id {
             "Ant-v5" => task::<spatial::AntTask>(),
             "HalfCheetah-v5" => task::<planar::HalfCheetahTask>(),
             "Hopper-v5" => task::<planar::HopperTask>(),
@@ -111,7 +111,7 @@ impl PhysicsWorkload {
             seed,
             actions: actions.into(),
             envs: envs.into(),
-            replay,
+            start_replay,
         })
     }
 
@@ -139,18 +139,62 @@ impl PhysicsWorkload {
     /// The envs replayed with bare `mj_step`s, split into `threads` contiguous groups replayed at
     /// once (one thread, env by env: the single-thread floor).
     pub fn bare_runs(&self, threads: usize, order: Order) -> Result<Vec<BareRun>> {
+        let mut replays = self.replays(threads, order)?;
+        Replay::advance_all(&mut replays, self)
+    }
+
+    /// Replays of the envs split into `threads` contiguous groups (as `bare_runs` splits them),
+    /// each at its envs' first reset, to be advanced as the workload grows: a benchmark can
+    /// replay each measured stretch of a pool's run right after the pool ran it, so that the pool
+    /// and its floor are timed on the machine in the same state.
+    pub fn replays(&self, threads: usize, order: Order) -> Result<Vec<Replay>> {
         let n = self.envs.len();
         let threads = threads.clamp(1, n.max(1));
-        let groups: Vec<Vec<usize>> = (0..threads)
-            .map(|t| (t * n / threads..(t + 1) * n / threads).collect())
-            .collect();
-        let (first, rest) = groups.split_first().expect("at least one group");
+        (0..threads)
+            .map(|t| {
+                (self.start_replay)(
+                    self,
+                    (t * n / threads..(t + 1) * n / threads).collect(),
+                    order,
+                )
+            })
+            .collect()
+    }
+}
+
+/// A bare replay of some envs of a workload, continued by [`Replay::advance`] as the workload
+/// grows (a workload built from the same envs' longer histories).
+pub struct Replay(Box<dyn Continue>);
+
+impl std::fmt::Debug for Replay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replay").finish_non_exhaustive()
+    }
+}
+
+trait Continue: Send {
+    fn advance(&mut self, workload: &PhysicsWorkload) -> Result<BareRun>;
+}
+
+impl Replay {
+    /// Replays the entries the workload gained since the last advance (all of them the first
+    /// time); the run counts those entries' measured steps, and its final observations are every
+    /// replayed env's after them.
+    pub fn advance(&mut self, workload: &PhysicsWorkload) -> Result<BareRun> {
+        self.0.advance(workload)
+    }
+
+    /// Advances every replay at once, each on a thread of its own (the first on this one).
+    pub fn advance_all(replays: &mut [Replay], workload: &PhysicsWorkload) -> Result<Vec<BareRun>> {
+        let Some((first, rest)) = replays.split_first_mut() else {
+            return Ok(Vec::new());
+        };
         std::thread::scope(|scope| {
             let others: Vec<_> = rest
-                .iter()
-                .map(|group| scope.spawn(|| (self.replay)(self, group, order)))
+                .iter_mut()
+                .map(|replay| scope.spawn(|| replay.advance(workload)))
                 .collect();
-            let mut runs = vec![(self.replay)(self, first, order)];
+            let mut runs = vec![first.advance(workload)];
             for handle in others {
                 runs.push(handle.join().unwrap_or_else(|_| {
                     Err(Error::InvalidConfig("a replay thread panicked".to_owned()))
@@ -161,11 +205,23 @@ impl PhysicsWorkload {
     }
 }
 
-type ReplayFn = fn(&PhysicsWorkload, &[usize], Order) -> Result<BareRun>;
+impl BareRun {
+    /// Adds a later stretch of the same replay: counts and times add up, the final observations
+    /// are the later ones.
+    pub fn extend(&mut self, later: BareRun) {
+        self.env_steps += later.env_steps;
+        self.physics_steps += later.physics_steps;
+        self.physics_seconds += later.physics_seconds;
+        self.physics_cpu_seconds += later.physics_cpu_seconds;
+        self.final_observations = later.final_observations;
+    }
+}
+
+type StartFn = fn(&PhysicsWorkload, Vec<usize>, Order) -> Result<Replay>;
 type RecordFn = fn(PhysicsWorkload, Duration) -> Result<(PhysicsWorkload, f64, Vec<f32>)>;
 
-fn task<T: Task>() -> (&'static super::TaskSpec, ReplayFn) {
-    (&T::SPEC, replay::<T>)
+fn task<T: Task>() -> (&'static super::TaskSpec, StartFn) {
+    (&T::SPEC, start_replay::<T>)
 }
 
 fn record_fn(task_id: &str) -> Result<RecordFn> {
@@ -258,30 +314,76 @@ fn thread_cpu_seconds() -> Option<f64> {
     None
 }
 
-fn replay<T: Task>(workload: &PhysicsWorkload, envs: &[usize], order: Order) -> Result<BareRun> {
-    let spec = &T::SPEC;
-    let mut run = BareRun {
-        env_steps: 0,
-        physics_steps: 0,
-        physics_seconds: 0.0,
-        physics_cpu_seconds: 0.0,
-        final_observations: Vec::with_capacity(envs.len()),
-    };
-    // Env by env: one env, reset for each history; round robin: an env per history.
+/// A replay in progress of one task's envs.
+struct ReplayOf<T: Task> {
+    order: Order,
+    /// The replayed envs (workload indices).
+    envs: Vec<usize>,
+    /// Env by env: one simulation, each env's state loaded into it in turn (so that its steps run
+    /// hot in cache); round robin: a simulation per env.
+    sims: Vec<MujocoEnv<T>>,
+    /// Env by env: each env's simulation state between its stretches.
+    saved: Vec<Vec<f64>>,
+    rngs: Vec<Pcg64>,
+    /// Entries of each env replayed so far.
+    cursors: Vec<usize>,
+    observations: Vec<Vec<f32>>,
+    scratch: Vec<f32>,
+}
+
+fn start_replay<T: Task>(
+    workload: &PhysicsWorkload,
+    envs: Vec<usize>,
+    order: Order,
+) -> Result<Replay> {
     let live = match order {
         Order::EnvByEnv => 1,
         Order::RoundRobin => envs.len(),
     };
-    let mut replayers = (0..live)
+    let mut sims = (0..live)
         .map(|_| MujocoEnv::<T>::new())
         .collect::<Result<Vec<_>>>()?;
-    let nu = replayers[0].action_space().flat_len();
-    let mut obs = vec![0.0f32; spec.obs_len];
-    let mut rngs: Vec<Pcg64> = Vec::with_capacity(live);
-    let mut apply =
-        |env: &mut MujocoEnv<T>, rng: &mut Pcg64, entry: Entry, run: &mut BareRun| match entry {
-            Entry::Reset => env.reset(rng, &mut obs),
+    let mut scratch = vec![0.0f32; T::SPEC.obs_len];
+    let (mut saved, mut rngs, mut observations) = (Vec::new(), Vec::new(), Vec::new());
+    for (k, &i) in envs.iter().enumerate() {
+        let env = &mut sims[if order == Order::EnvByEnv { 0 } else { k }];
+        let mut rng = Pcg64::from_seed(workload.seed.wrapping_add(i as u64));
+        env.reset(&mut rng, &mut scratch);
+        observations.push(scratch.clone());
+        if order == Order::EnvByEnv {
+            let mut state = Vec::new();
+            env.simulation().save_state(&mut state);
+            saved.push(state);
+        }
+        rngs.push(rng);
+    }
+    Ok(Replay(Box::new(ReplayOf {
+        order,
+        cursors: vec![0; envs.len()],
+        envs,
+        sims,
+        saved,
+        rngs,
+        observations,
+        scratch,
+    })))
+}
+
+impl<T: Task> ReplayOf<T> {
+    /// Applies one entry to `env`, timing its `mj_step`s if the step is measured.
+    fn apply(
+        workload: &PhysicsWorkload,
+        env: &mut MujocoEnv<T>,
+        rng: &mut Pcg64,
+        entry: Entry,
+        scratch: &mut [f32],
+        run: &mut BareRun,
+    ) {
+        let spec = &T::SPEC;
+        match entry {
+            Entry::Reset => env.reset(rng, scratch),
             Entry::Step { action, measured } => {
+                let nu = env.simulation().model().nu();
                 let sim = env.simulation_mut();
                 sim.set_ctrl(&workload.actions[action..action + nu]);
                 let (wall, cpu) = (Instant::now(), thread_cpu_seconds());
@@ -299,49 +401,83 @@ fn replay<T: Task>(workload: &PhysicsWorkload, envs: &[usize], order: Order) -> 
                     run.physics_steps += u64::from(spec.frame_skip);
                 }
             }
-        };
-    let mut first_obs = vec![0.0f32; spec.obs_len];
-    let mut start = |env: &mut MujocoEnv<T>, i: usize| {
-        let mut rng = Pcg64::from_seed(workload.seed.wrapping_add(i as u64));
-        env.reset(&mut rng, &mut first_obs);
-        rng
-    };
-    // The env's contact forces and observation, as its last step or reset left them.
-    let finish = |env: &mut MujocoEnv<T>, i: usize| {
-        let last_was_step = matches!(workload.envs[i].last(), Some(Entry::Step { .. }));
-        (i, env.observe_current(last_was_step))
-    };
-    match order {
-        Order::EnvByEnv => {
-            let env = &mut replayers[0];
-            for &i in envs {
-                let mut rng = start(env, i);
-                for &entry in &workload.envs[i] {
-                    apply(env, &mut rng, entry, &mut run);
-                }
-                run.final_observations.push(finish(env, i));
-            }
-        }
-        Order::RoundRobin => {
-            for (env, &i) in replayers.iter_mut().zip(envs) {
-                rngs.push(start(env, i));
-            }
-            let longest = envs
-                .iter()
-                .map(|&i| workload.envs[i].len())
-                .max()
-                .unwrap_or(0);
-            for t in 0..longest {
-                for ((env, rng), &i) in replayers.iter_mut().zip(&mut rngs).zip(envs) {
-                    if let Some(&entry) = workload.envs[i].get(t) {
-                        apply(env, rng, entry, &mut run);
-                    }
-                }
-            }
-            for (env, &i) in replayers.iter_mut().zip(envs) {
-                run.final_observations.push(finish(env, i));
-            }
         }
     }
-    Ok(run)
+}
+
+impl<T: Task> Continue for ReplayOf<T> {
+    fn advance(&mut self, workload: &PhysicsWorkload) -> Result<BareRun> {
+        let mut run = BareRun {
+            env_steps: 0,
+            physics_steps: 0,
+            physics_seconds: 0.0,
+            physics_cpu_seconds: 0.0,
+            final_observations: Vec::with_capacity(self.envs.len()),
+        };
+        let history = |i: usize| workload.envs.get(i).map_or(&[][..], Vec::as_slice);
+        match self.order {
+            Order::EnvByEnv => {
+                let env = &mut self.sims[0];
+                for (k, &i) in self.envs.iter().enumerate() {
+                    let entries = &history(i)[self.cursors[k].min(history(i).len())..];
+                    if entries.is_empty() {
+                        continue;
+                    }
+                    env.simulation_mut()
+                        .load_state(&self.saved[k])
+                        .map_err(Error::InvalidConfig)?;
+                    for &entry in entries {
+                        Self::apply(
+                            workload,
+                            env,
+                            &mut self.rngs[k],
+                            entry,
+                            &mut self.scratch,
+                            &mut run,
+                        );
+                    }
+                    self.cursors[k] += entries.len();
+                    let last_was_step = matches!(entries.last(), Some(Entry::Step { .. }));
+                    self.observations[k] = env.observe_current(last_was_step);
+                    self.saved[k].clear();
+                    env.simulation().save_state(&mut self.saved[k]);
+                }
+            }
+            Order::RoundRobin => {
+                let longest = (0..self.envs.len())
+                    .map(|k| history(self.envs[k]).len().saturating_sub(self.cursors[k]))
+                    .max()
+                    .unwrap_or(0);
+                for t in 0..longest {
+                    for (k, &i) in self.envs.iter().enumerate() {
+                        if let Some(&entry) = history(i).get(self.cursors[k] + t) {
+                            Self::apply(
+                                workload,
+                                &mut self.sims[k],
+                                &mut self.rngs[k],
+                                entry,
+                                &mut self.scratch,
+                                &mut run,
+                            );
+                        }
+                    }
+                }
+                for (k, &i) in self.envs.iter().enumerate() {
+                    let entries = &history(i)[self.cursors[k].min(history(i).len())..];
+                    if let Some(last) = entries.last() {
+                        let last_was_step = matches!(last, Entry::Step { .. });
+                        self.observations[k] = self.sims[k].observe_current(last_was_step);
+                    }
+                    self.cursors[k] += entries.len();
+                }
+            }
+        }
+        run.final_observations = self
+            .envs
+            .iter()
+            .zip(&self.observations)
+            .map(|(&i, obs)| (i, obs.clone()))
+            .collect();
+        Ok(run)
+    }
 }

@@ -50,7 +50,7 @@ pub use arms::{InvertedDoublePendulum, InvertedPendulum, Pusher, Reacher};
 #[doc(hidden)]
 pub use arms::{InvertedDoublePendulumTask, InvertedPendulumTask, PusherTask, ReacherTask};
 pub use env::{MujocoEnv, Task, TaskSpec};
-pub use floor::{BareRun, Entry, Order, PhysicsWorkload};
+pub use floor::{BareRun, Entry, Order, PhysicsWorkload, Replay};
 pub use model::{Model, Simulation};
 pub use normal::standard_normal;
 pub use planar::{HalfCheetah, Hopper, Swimmer, Walker2d};
