@@ -1177,3 +1177,44 @@ fn costly_envs_of_a_small_sync_pool_are_shared_by_its_threads() {
         );
     });
 }
+
+#[test]
+fn costly_envs_of_a_small_async_pool_are_shared_by_its_threads() {
+    within(Duration::from_secs(60), || {
+        // Eight envs of ~100 us a step, batches of four, on two threads: a send is smaller than
+        // the 16 envs a job takes when envs are cheap, so only the pool's timing of the steps
+        // hands some of them to the worker. Each received env has stepped once per send.
+        let threads = Arc::new(Mutex::new(HashSet::new()));
+        let seen = Arc::clone(&threads);
+        let config = PoolConfig::new("costly", 8).batch_size(4).num_threads(2);
+        let mut pool = EnvPool::from_factory(config, 100_000, move || Costly {
+            steps: 0,
+            threads: Arc::clone(&seen),
+        })
+        .unwrap();
+        assert_eq!(pool.num_threads(), 2);
+        pool.async_reset().unwrap();
+        let mut sent = [0u32; 8];
+        let mut ids = Vec::new();
+        for round in 1..=400 {
+            let batch = pool.recv().unwrap();
+            ids.clear();
+            for row in 0..batch.len() {
+                let id = batch.env_id[row] as usize;
+                assert_eq!(batch.observation(row), &[sent[id] as f32], "env {id}, round {round}");
+                ids.push(id as u32);
+            }
+            for &id in &ids {
+                sent[id as usize] += 1;
+            }
+            pool.send(&vec![0i64; ids.len()], &ids).unwrap();
+            if round >= 20 && threads.lock().unwrap().len() == 2 {
+                return;
+            }
+        }
+        panic!(
+            "400 batches of costly envs ran on {} thread(s), not 2",
+            threads.lock().unwrap().len()
+        );
+    });
+}

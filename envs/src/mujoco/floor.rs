@@ -8,7 +8,10 @@
 //! env). [`PhysicsWorkload::bare_runs`] replays it with only `mj_step`s between resets, one env
 //! after the other (each hot in cache, as a single-env loop), on one or several threads, and times
 //! the `mj_step`s of the steps marked as measured. A replay reproduces the envs' trajectories bit
-//! for bit: its final observations are the envs' own.
+//! for bit: its final observations are the envs' own. [`PhysicsWorkload::replays`] gives replays
+//! that go on as the workload grows ([`Replay::advance`]); env by env, each env's state is then
+//! loaded into the one hot simulation before its next stretch of steps (`mjSTATE_INTEGRATION`,
+//! which the next step depends on entirely).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

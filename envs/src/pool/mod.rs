@@ -22,7 +22,9 @@
 //!   step splits the envs into claims sized by what an env's step costs (timed on the calling
 //!   thread): a step whose work fits in one claim (a single env, a few cheap envs) runs on the
 //!   calling thread with no hand-off at all, and costly envs (MuJoCo) are claimed one by one
-//!   towards the end of a step, so no thread waits long for another. Idle workers spin briefly,
+//!   towards the end of a step, so no thread waits long for another. An async send is cut into
+//!   jobs the same way; a send that fits in one claim stays with the calling thread, which steps
+//!   it in `recv`. Idle workers spin briefly,
 //!   then yield, then sleep on a condvar; dropping the pool wakes and joins them.
 
 mod kernel;
@@ -70,10 +72,12 @@ impl StepCost {
         timed.then(std::time::Instant::now)
     }
 
-    /// Records that the run `start` timed stepped `envs` envs.
-    fn record(&mut self, start: Option<std::time::Instant>, envs: usize) {
-        if let (Some(start), 1..) = (start, envs) {
-            let sample = start.elapsed().as_nanos() as f64 / envs as f64;
+    /// Records that the run `start` timed stepped `envs` envs in `elapsed` (`start.elapsed()`,
+    /// unless taken earlier). A run in which an env panicked is not its cost (unwinding, a
+    /// backtrace): `faulted` drops the timing.
+    fn record(&mut self, elapsed: Option<std::time::Duration>, envs: usize, faulted: bool) {
+        if let (Some(elapsed), 1.., false) = (elapsed, envs, faulted) {
+            let sample = elapsed.as_nanos() as f64 / envs as f64;
             self.ns = if self.ns == 0.0 {
                 sample
             } else {
@@ -103,7 +107,7 @@ pub struct PoolConfig {
     /// (`async_reset`/`send`/`recv`, returning whichever envs finish first).
     pub batch_size: Option<usize>,
     /// Threads stepping envs, the calling thread included; 0 = one per core. Small pools use
-    /// fewer (no more than one per env in sync mode, one per 16 envs of a batch in async mode).
+    /// fewer (no more than one per env, in async mode one per env of a batch).
     pub num_threads: usize,
     /// Env `i` draws from `Pcg64::from_seed(seed + i)`.
     pub seed: u64,
@@ -509,6 +513,9 @@ struct AsyncState {
     send_mark: Vec<u32>,
     send_generation: u32,
     job_tail: u64,
+    /// Jobs kept for the calling thread (run in `recv`): a send worth no more than one claim,
+    /// which would cost more to hand to another thread than to step.
+    local_jobs: std::collections::VecDeque<u64>,
     /// The absolute position of the first row of the row ring not yet returned by `recv`.
     row_head: u64,
     actions: ActionRows,
@@ -603,7 +610,7 @@ impl EnvPool {
         // Sync: up to a thread per env; each step then decides from the envs' cost how many
         // take part (cheap envs in a small pool stay on the calling thread).
         let num_threads = if is_async {
-            requested_threads.min(batch_size.div_ceil(MIN_CHUNK)).max(1)
+            requested_threads.min(batch_size)
         } else {
             requested_threads.min(num_envs)
         };
@@ -633,6 +640,7 @@ impl EnvPool {
             send_mark: vec![0; num_envs],
             send_generation: 0,
             job_tail: 0,
+            local_jobs: std::collections::VecDeque::with_capacity(num_envs),
             row_head: 0,
             actions: match &action_check {
                 ActionCheck::Discrete { .. } => {
@@ -782,7 +790,8 @@ impl EnvPool {
                     &shared.rows,
                 )
             };
-            self.cost.record(start, num_envs);
+            self.cost
+                .record(start.map(|start| start.elapsed()), num_envs, faulted);
             faulted
         } else {
             self.epoch = self.epoch.wrapping_add(1);
@@ -791,8 +800,10 @@ impl EnvPool {
             unsafe { shared.start_epoch(self.epoch, min_claim, SyncCommand { actions }) };
             let own = shared.run_epoch_claims(self.epoch);
             // The caller's own share, timed before it waits for the others'.
-            self.cost.record(start, own);
-            shared.finish_epoch()
+            let elapsed = start.map(|start| start.elapsed());
+            let faulted = shared.finish_epoch();
+            self.cost.record(elapsed, own, faulted);
+            faulted
         };
         if faulted {
             return Err(self.take_faults(0..self.config.num_envs));
@@ -911,29 +922,36 @@ impl EnvPool {
         Ok(())
     }
 
-    /// Chains `env_ids` (valid, distinct, not in flight) into jobs and publishes them.
+    /// Chains `env_ids` (valid, distinct, not in flight) into jobs and publishes them; a send
+    /// worth no more than one claim (by the envs' measured cost) stays with the calling thread.
     fn enqueue(&mut self, env_ids: &[u32]) {
         let shared = &*self.shared;
         let Some(state) = self.async_state.as_mut() else {
             return;
         };
-        let job_len = env_ids
-            .len()
-            .div_ceil(self.num_threads * 2)
-            .max(self.cost.min_claim());
+        let min_claim = self.cost.min_claim();
+        let local = self.workers.is_empty() || env_ids.len() <= min_claim;
+        let job_len = env_ids.len().div_ceil(self.num_threads * 2).max(min_claim);
         for chain in env_ids.chunks(job_len) {
             for pair in chain.windows(2) {
                 // SAFETY: these envs are not in flight, so no thread reads their links.
                 unsafe { *shared.next_link.get_mut(pair[0] as usize) = pair[1] };
             }
-            shared.write_job(state.job_tail, job_word(chain[0], chain.len() as u32));
-            state.job_tail += 1;
+            let job = job_word(chain[0], chain.len() as u32);
+            if local {
+                state.local_jobs.push_back(job);
+            } else {
+                shared.write_job(state.job_tail, job);
+                state.job_tail += 1;
+            }
         }
         for &env_id in env_ids {
             state.in_flight[env_id as usize] = true;
         }
         state.in_flight_count += env_ids.len();
-        shared.publish_jobs(state.job_tail);
+        if !local {
+            shared.publish_jobs(state.job_tail);
+        }
     }
 
     /// Returns `batch_size` envs that have finished stepping (async mode), the first to finish
@@ -965,11 +983,13 @@ impl EnvPool {
             if shared.row_ready(row, position) {
                 ready += 1;
                 row = if row + 1 == capacity { 0 } else { row + 1 };
-            } else if let Some(job) = shared.claim_job() {
+            } else if let Some(job) = state.local_jobs.pop_front().or_else(|| shared.claim_job()) {
                 let start = self.cost.start();
-                // SAFETY: claimed just now.
-                unsafe { shared.run_job(job, state.actions) };
-                self.cost.record(start, job_parts(job).1 as usize);
+                // SAFETY: a local job is this thread's alone, a shared one was claimed just now.
+                let faulted = unsafe { shared.run_job(job, state.actions) };
+                let elapsed = start.map(|start| start.elapsed());
+                self.cost
+                    .record(elapsed, job_parts(job).1 as usize, faulted);
             } else {
                 shared
                     .done

@@ -275,11 +275,12 @@ impl Shared {
         }
     }
 
-    /// Steps a claimed job's chain into rows it reserves, and marks them ready.
+    /// Steps a claimed job's chain into rows it reserves, and marks them ready; returns whether an
+    /// env of it panicked.
     ///
     /// # Safety
     /// `job` was claimed by this thread (`claim_job`) and not yet run.
-    pub(crate) unsafe fn run_job(&self, job: u64, actions: ActionRows) {
+    pub(crate) unsafe fn run_job(&self, job: u64, actions: ActionRows) -> bool {
         let (first, len) = job_parts(job);
         let capacity = self.rows.capacity as u64;
         // The ring holds a row for every env in flight (and for the batch the caller holds, whose
@@ -292,7 +293,7 @@ impl Shared {
         };
         // SAFETY: a claimed job's envs are in flight and belong to its claimer alone, as do the
         // rows just reserved; `send` wrote their action rows before publishing the job.
-        unsafe {
+        let faulted = unsafe {
             self.stepper.run(
                 run,
                 (start % capacity) as usize,
@@ -311,6 +312,7 @@ impl Shared {
             };
         }
         self.done.notify();
+        faulted
     }
 
     /// Whether `row`, at absolute position `position` of the ring, is written (caller only).
