@@ -51,17 +51,19 @@ for run in $(seq 1 "$repeat"); do
     for mode in "${mode_list[@]}"; do
       for n in "${env_list[@]}"; do
         for t in "${thread_list[@]}"; do
+          # An async pool needs at least two envs (its batch is half of them).
+          [ "$mode" = async ] && [ "$n" -lt 2 ] && continue
           cell=$((cell + 1))
           args=(--tasks "$task" --modes "$mode" --envs "$n" --threads "$t" --ms "$ms")
           hone() {
             printf '\n== run %s, %s %s %s envs %s threads: hone\n' "$run" "$task" "$mode" "$n" "$t"
-            "$bench" "${args[@]}" --csv "$out/hone-$run-$cell.csv" --floor-csv "$out/floor-$run-$cell.csv" |
-              grep -v '^load average'
+            "$bench" "${args[@]}" --csv "$out/hone-$run-$cell.csv" --floor-csv "$out/floor-$run-$cell.csv" >"$out/log"
+            grep -v '^load average' "$out/log" || true
           }
           envpool() {
             printf '== run %s, %s %s %s envs %s threads: envpool\n' "$run" "$task" "$mode" "$n" "$t"
-            python3 scripts/bench_envpool.py "${args[@]}" --csv "$out/envpool-$run-$cell.csv" |
-              grep -v '^load average\|^envpool \|^task '
+            python3 scripts/bench_envpool.py "${args[@]}" --csv "$out/envpool-$run-$cell.csv" >"$out/log"
+            grep -v '^load average\|^envpool \|^task ' "$out/log" || true
           }
           # Who goes first alternates from cell to cell and, for a cell, from run to run.
           if [ $(((cell + run) % 2)) -eq 0 ]; then hone; envpool; else envpool; hone; fi
