@@ -1201,7 +1201,11 @@ fn costly_envs_of_a_small_async_pool_are_shared_by_its_threads() {
             ids.clear();
             for row in 0..batch.len() {
                 let id = batch.env_id[row] as usize;
-                assert_eq!(batch.observation(row), &[sent[id] as f32], "env {id}, round {round}");
+                assert_eq!(
+                    batch.observation(row),
+                    &[sent[id] as f32],
+                    "env {id}, round {round}"
+                );
                 ids.push(id as u32);
             }
             for &id in &ids {
