@@ -809,6 +809,24 @@ fn logged_ant_run(num_envs: usize, steps: usize) -> (Vec<f32>, Vec<Vec<Entry>>, 
     (actions, envs, observations)
 }
 
+/// Every env of the replays ends on its row of `observations` (Ant's 105 values a row).
+fn assert_replays_end_on(
+    runs: &[hone_envs::mujoco::BareRun],
+    observations: &[f32],
+    num_envs: usize,
+    context: &str,
+) {
+    let finals: Vec<_> = runs.iter().flat_map(|r| &r.final_observations).collect();
+    assert_eq!(finals.len(), num_envs, "{context}");
+    for (i, obs) in finals {
+        assert_eq!(
+            obs.as_slice(),
+            &observations[i * 105..(i + 1) * 105],
+            "env {i}, {context}"
+        );
+    }
+}
+
 /// The benchmark replays a pool's run window by window, each replay continued from where the last
 /// window left it: that ends where one replay of the whole run does, on the pool's observations.
 #[test]
@@ -828,18 +846,8 @@ fn a_replay_continued_window_by_window_follows_the_pool() {
             let workload = PhysicsWorkload::new("Ant-v5", 21, actions.clone(), prefix).unwrap();
             let runs = hone_envs::mujoco::Replay::advance_all(&mut replays, &workload).unwrap();
             measured += runs.iter().map(|r| r.env_steps).sum::<u64>();
-            let finals: Vec<_> = runs
-                .iter()
-                .flat_map(|r| r.final_observations.clone())
-                .collect();
-            assert_eq!(finals.len(), num_envs);
-            for (i, obs) in finals {
-                assert_eq!(
-                    obs,
-                    &observations[end - 1][i * 105..(i + 1) * 105],
-                    "env {i} after step {end}, {threads} threads, {order:?}"
-                );
-            }
+            let context = format!("after step {end}, {threads} threads, {order:?}");
+            assert_replays_end_on(&runs, &observations[end - 1], num_envs, &context);
         }
         assert_eq!(
             measured as usize,
@@ -864,18 +872,8 @@ fn a_pool_run_replays_as_bare_physics() {
         (2, Order::RoundRobin),
     ] {
         let runs = workload.bare_runs(threads, order).unwrap();
-        let finals: Vec<_> = runs
-            .iter()
-            .flat_map(|r| r.final_observations.clone())
-            .collect();
-        assert_eq!(finals.len(), num_envs);
-        for (i, obs) in finals {
-            assert_eq!(
-                obs,
-                &last[i * 105..(i + 1) * 105],
-                "env {i}, {threads} threads"
-            );
-        }
+        let context = format!("{threads} threads, {order:?}");
+        assert_replays_end_on(&runs, last, num_envs, &context);
         let measured: u64 = runs.iter().map(|r| r.env_steps).sum();
         assert_eq!(measured as usize, workload.measured_steps());
     }
