@@ -40,6 +40,18 @@ for line in sys.stdin:
         print(message["executable"])')
 [ -x "$bench" ] || { echo "bench_mujoco: could not build the mujoco bench" >&2; exit 1; }
 
+# One cell of run $run (task, mode, n envs, t threads, args) by each tool.
+hone() {
+  printf '\n== run %s, %s %s %s envs %s threads: hone\n' "$run" "$task" "$mode" "$n" "$t"
+  "$bench" "${args[@]}" --csv "$out/hone-$run-$cell.csv" --floor-csv "$out/floor-$run-$cell.csv" >"$out/log"
+  grep -v '^load average' "$out/log" || true
+}
+envpool() {
+  printf '== run %s, %s %s %s envs %s threads: envpool\n' "$run" "$task" "$mode" "$n" "$t"
+  python3 scripts/bench_envpool.py "${args[@]}" --csv "$out/envpool-$run-$cell.csv" >"$out/log"
+  grep -v '^load average\|^envpool \|^task ' "$out/log" || true
+}
+
 printf 'load average at start: %s\n' "$(cat /proc/loadavg)"
 IFS=, read -ra task_list <<<"$tasks"
 IFS=, read -ra mode_list <<<"$modes"
@@ -55,16 +67,6 @@ for run in $(seq 1 "$repeat"); do
           [ "$mode" = async ] && [ "$n" -lt 2 ] && continue
           cell=$((cell + 1))
           args=(--tasks "$task" --modes "$mode" --envs "$n" --threads "$t" --ms "$ms")
-          hone() {
-            printf '\n== run %s, %s %s %s envs %s threads: hone\n' "$run" "$task" "$mode" "$n" "$t"
-            "$bench" "${args[@]}" --csv "$out/hone-$run-$cell.csv" --floor-csv "$out/floor-$run-$cell.csv" >"$out/log"
-            grep -v '^load average' "$out/log" || true
-          }
-          envpool() {
-            printf '== run %s, %s %s %s envs %s threads: envpool\n' "$run" "$task" "$mode" "$n" "$t"
-            python3 scripts/bench_envpool.py "${args[@]}" --csv "$out/envpool-$run-$cell.csv" >"$out/log"
-            grep -v '^load average\|^envpool \|^task ' "$out/log" || true
-          }
           # Who goes first alternates from cell to cell and, for a cell, from run to run.
           if [ $(((cell + run) % 2)) -eq 0 ]; then hone; envpool; else envpool; hone; fi
         done

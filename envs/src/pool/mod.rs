@@ -24,8 +24,8 @@
 //!   calling thread with no hand-off at all, and costly envs (MuJoCo) are claimed one by one
 //!   towards the end of a step, so no thread waits long for another. An async send is cut into
 //!   jobs the same way; a send that fits in one claim stays with the calling thread, which steps
-//!   it in `recv`. Idle workers spin briefly,
-//!   then yield, then sleep on a condvar; dropping the pool wakes and joins them.
+//!   it in `recv`. Idle workers spin briefly, then yield, then sleep on a condvar; dropping the
+//!   pool wakes and joins them.
 
 mod kernel;
 mod sync;
