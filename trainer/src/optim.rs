@@ -33,14 +33,13 @@ impl Adam {
         self.step
     }
 
-    /// One step with learning rate `lr` from the gradient accumulated in `params`.
-    pub fn step(&mut self, params: &mut FlatParams, lr: f64) {
+    /// One step with learning rate `lr` from `grad`, laid out like `params`.
+    pub fn step(&mut self, params: &FlatParams, grad: &Tensor, lr: f64) {
         tch::no_grad(|| {
-            let grad = params.grad();
             self.step += 1;
             let bias_correction1 = 1.0 - self.beta1.powi(self.step as i32);
             let bias_correction2 = 1.0 - self.beta2.powi(self.step as i32);
-            let _ = self.exp_avg.lerp_(&grad, 1.0 - self.beta1);
+            let _ = self.exp_avg.lerp_(grad, 1.0 - self.beta1);
             let _ = self.exp_avg_sq.g_mul_scalar_(self.beta2);
             let _ = self
                 .exp_avg_sq
@@ -95,11 +94,11 @@ impl Adam {
     }
 }
 
-/// Scales the gradient so its L2 norm is at most `max_norm` (as `clip_grad_norm_`), returning
+/// Scales `grad` in place so its L2 norm is at most `max_norm` (as `clip_grad_norm_`), returning
 /// the norm before clipping as a scalar tensor (no device synchronisation).
-pub fn clip_grad_norm(params: &FlatParams, max_norm: f64) -> Tensor {
+pub fn clip_grad_norm(grad: &Tensor, max_norm: f64) -> Tensor {
     tch::no_grad(|| {
-        let mut grad = params.grad();
+        let mut grad = grad.shallow_clone();
         let norm = grad.norm();
         let coef = ((&norm + 1e-6).reciprocal() * max_norm).clamp_max(1.0);
         let _ = grad.g_mul_(&coef);
@@ -151,7 +150,7 @@ mod tests {
             (params.get(0) * Tensor::from_slice(&g32))
                 .sum(Kind::Float)
                 .backward();
-            adam.step(&mut params, 3e-2);
+            adam.step(&params, &params.grad(), 3e-2);
         }
         let mut want: Vec<f64> = start.iter().map(|&x| x as f64).collect();
         reference_adam(&mut want, &grads, 3e-2, 1e-5);
@@ -201,7 +200,7 @@ mod tests {
         (params.get(0) * Tensor::from_slice(&[3.0f32, 4.0]))
             .sum(Kind::Float)
             .backward();
-        let norm = clip_grad_norm(&params, 0.5).double_value(&[]);
+        let norm = clip_grad_norm(&params.grad(), 0.5).double_value(&[]);
         assert!((norm - 5.0).abs() < 1e-6);
         let clipped = Vec::<f32>::try_from(params.grad()).unwrap();
         assert!(
@@ -209,7 +208,7 @@ mod tests {
             "{clipped:?}"
         );
         // Below the threshold nothing changes.
-        let norm = clip_grad_norm(&params, 10.0).double_value(&[]);
+        let norm = clip_grad_norm(&params.grad(), 10.0).double_value(&[]);
         assert!((norm - 0.5).abs() < 1e-4);
         assert!((Vec::<f32>::try_from(params.grad()).unwrap()[1] - 0.4).abs() < 1e-5);
     }

@@ -22,6 +22,14 @@ struct Entry {
     numel: i64,
 }
 
+impl Entry {
+    fn view_of(&self, buffer: &Tensor) -> Tensor {
+        buffer
+            .narrow(0, self.offset, self.numel)
+            .view(&self.shape[..])
+    }
+}
+
 /// The initial value of one parameter, given to [`FlatParams::new`].
 #[derive(Debug)]
 pub struct ParamInit {
@@ -55,15 +63,18 @@ impl FlatParams {
         .set_requires_grad(true);
         // Views taken once: they share the flat storage (so optimiser updates show through) and
         // carry autograd edges to the flat leaf.
-        let views = entries
-            .iter()
-            .map(|e| flat.narrow(0, e.offset, e.numel).view(&e.shape[..]))
-            .collect();
+        let views = entries.iter().map(|e| e.view_of(&flat)).collect();
         Self {
             flat,
             entries,
             views,
         }
+    }
+
+    /// Views of `buffer`, a tensor of the flat parameters' size (a gradient, say), laid out like
+    /// the parameters: one per parameter, in their order.
+    pub fn views_of(&self, buffer: &Tensor) -> Vec<Tensor> {
+        self.entries.iter().map(|e| e.view_of(buffer)).collect()
     }
 
     pub fn get(&self, index: usize) -> &Tensor {
@@ -73,8 +84,19 @@ impl FlatParams {
     /// One view over the parameters `first..=last` (adjacent in the flat buffer), shaped
     /// `shape`; like the per-parameter views it carries autograd edges to the flat leaf.
     pub fn span_view(&self, first: usize, last: usize, shape: &[i64]) -> Tensor {
+        self.span_view_of(&self.flat, first, last, shape)
+    }
+
+    /// [`Self::span_view`] of another buffer of the flat parameters' size.
+    pub fn span_view_of(
+        &self,
+        buffer: &Tensor,
+        first: usize,
+        last: usize,
+        shape: &[i64],
+    ) -> Tensor {
         let (start, end) = (&self.entries[first], &self.entries[last]);
-        self.flat
+        buffer
             .narrow(0, start.offset, end.offset + end.numel - start.offset)
             .view(shape)
     }

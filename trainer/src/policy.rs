@@ -42,6 +42,12 @@ pub struct ActorCritic {
     /// first `[2H, D]`/`[2H]` (one matmul over the shared input), the others `[2, H, H]`/
     /// `[2, 1, H]` (one batched matmul). Views into the flat parameters, like the per-layer ones.
     packed: Vec<(Tensor, Tensor)>,
+    /// The gradient that [`Self::backward`] writes: a buffer laid out like the flat parameters,
+    /// its per-parameter views, and per hidden layer the actor's and critic's `(weight, bias)`
+    /// side by side, `[2, out, in]`/`[2, 1, out]`.
+    grad: Tensor,
+    grad_views: Vec<Tensor>,
+    grad_packed: Vec<(Tensor, Tensor)>,
     log_std: Option<usize>,
     pub obs_dim: i64,
     pub action: ActionKind,
@@ -73,25 +79,28 @@ impl ActorCritic {
             ActionKind::Categorical { .. } => None,
         };
         let params = FlatParams::new(inits, device);
-        let packed = actor
-            .iter()
-            .zip(&critic)
-            .take(hidden.len())
-            .enumerate()
-            .map(|(i, (a, c))| {
-                let (out, input) = (hidden[i], if i == 0 { obs_dim } else { hidden[i - 1] });
-                let (weight_shape, bias_shape) = if i == 0 {
-                    (vec![2 * out, input], vec![2 * out])
-                } else {
-                    (vec![2, out, input], vec![2, 1, out])
-                };
+        let grad = Tensor::zeros([params.numel()], (Kind::Float, device));
+        let (mut packed, mut grad_packed) = (Vec::new(), Vec::new());
+        for (i, (a, c)) in actor.iter().zip(&critic).take(hidden.len()).enumerate() {
+            let (out, input) = (hidden[i], if i == 0 { obs_dim } else { hidden[i - 1] });
+            let span = |buffer: &Tensor, weight: &[i64], bias: &[i64]| {
                 (
-                    params.span_view(a.weight, c.weight, &weight_shape),
-                    params.span_view(a.bias, c.bias, &bias_shape),
+                    params.span_view_of(buffer, a.weight, c.weight, weight),
+                    params.span_view_of(buffer, a.bias, c.bias, bias),
                 )
-            })
-            .collect();
+            };
+            let stacked = ([2, out, input], [2, 1, out]);
+            packed.push(if i == 0 {
+                span(params.flat(), &[2 * out, input], &[2 * out])
+            } else {
+                span(params.flat(), &stacked.0, &stacked.1)
+            });
+            grad_packed.push(span(&grad, &stacked.0, &stacked.1));
+        }
         Self {
+            grad_views: params.views_of(&grad),
+            grad,
+            grad_packed,
             params,
             actor,
             critic,
@@ -134,26 +143,97 @@ impl ActorCritic {
     /// The actor's output and V(s) in one pass: actor and critic share each hidden layer's
     /// matmul and tanh (a third of the libtorch calls of two separate passes).
     pub fn actor_output_and_value(&self, obs: &Tensor) -> (Tensor, Tensor) {
-        let Some((first_weight, first_bias)) = self.packed.first() else {
-            return (self.actor_output(obs), self.value(obs));
-        };
+        let pass = self.forward_pass(obs);
+        (pass.out, pass.value)
+    }
+
+    /// [`Self::actor_output_and_value`], keeping each hidden layer's output for
+    /// [`Self::backward`].
+    pub fn forward_pass(&self, obs: &Tensor) -> Forward {
         let batch = obs.size()[0];
-        let h = obs.linear(first_weight, Some(first_bias)).tanh();
-        // [B, 2H] -> [2, B, H]: actor rows first, critic rows second.
-        let mut h = h.view([batch, 2, self.hidden[0]]).transpose(0, 1);
-        for (weight, bias) in &self.packed[1..] {
-            h = bias.baddbmm(&h, &weight.transpose(1, 2), 1.0, 1.0).tanh();
+        let mut hidden: Vec<Tensor> = Vec::with_capacity(self.packed.len());
+        for (weight, bias) in &self.packed {
+            let h = match hidden.last() {
+                // [B, 2H] -> [2, B, H]: actor rows first, critic rows second.
+                None => obs
+                    .linear(weight, Some(bias))
+                    .tanh()
+                    .view([batch, 2, self.hidden[0]])
+                    .transpose(0, 1),
+                Some(h) => bias.baddbmm(h, &weight.transpose(1, 2), 1.0, 1.0).tanh(),
+            };
+            hidden.push(h);
         }
-        let head = |layer: &Layer, x: Tensor| {
+        let (actor_in, critic_in) = head_inputs(obs, &hidden);
+        let last = self.hidden.len();
+        let head = |layer: &Layer, x: &Tensor| {
             x.linear(
                 self.params.get(layer.weight),
                 Some(self.params.get(layer.bias)),
             )
         };
+        Forward {
+            out: head(&self.actor[last], &actor_in),
+            value: head(&self.critic[last], &critic_in).squeeze_dim(-1),
+            hidden,
+        }
+    }
+
+    /// Writes into [`Self::grad`] the gradient of a loss with respect to the parameters, given
+    /// the loss's gradient with respect to the actor's output of `pass` (`d_out`, `[B, width]`),
+    /// its value (`d_value`, `[B]`) and, for a Gaussian policy, the log-std (`[1, dim]`): the
+    /// chain rule back through the layers, written out. It is what autograd computes, without
+    /// recording a graph, and each weight's gradient is written in place by one matmul. Run it
+    /// under `no_grad`.
+    pub fn backward(
+        &self,
+        obs: &Tensor,
+        pass: &Forward,
+        d_out: &Tensor,
+        d_value: &Tensor,
+        d_log_std: Option<&Tensor>,
+    ) {
         let last = self.hidden.len();
-        let out = head(&self.actor[last], h.select(0, 0));
-        let value = head(&self.critic[last], h.select(0, 1)).squeeze_dim(-1);
-        (out, value)
+        let (actor, critic) = (self.actor[last], self.critic[last]);
+        let views = &self.grad_views;
+        let d_value = d_value.unsqueeze(-1);
+        let (actor_in, critic_in) = head_inputs(obs, &pass.hidden);
+        let _ = d_out.tr().mm_out(&views[actor.weight], &actor_in);
+        let _ = d_out.sum_intlist_out(&views[actor.bias], 0, false, Kind::Float);
+        let _ = d_value.tr().mm_out(&views[critic.weight], &critic_in);
+        let _ = d_value.sum_intlist_out(&views[critic.bias], 0, false, Kind::Float);
+        if let (Some(index), Some(d)) = (self.log_std, d_log_std) {
+            views[index].shallow_clone().copy_(d);
+        }
+        if pass.hidden.is_empty() {
+            return;
+        }
+        // The gradient at the last hidden layer's output, [2, B, H].
+        let mut d_h = Tensor::stack(
+            &[
+                d_out.mm(self.params.get(actor.weight)),
+                d_value.mm(self.params.get(critic.weight)),
+            ],
+            0,
+        );
+        for (l, h) in pass.hidden.iter().enumerate().rev() {
+            let d_z = Tensor::tanh_backward(&d_h, h);
+            let input = match l {
+                0 => obs.unsqueeze(0).expand([2, -1, -1], false),
+                _ => pass.hidden[l - 1].shallow_clone(),
+            };
+            let (d_weight, d_bias) = &self.grad_packed[l];
+            let _ = d_z.transpose(1, 2).bmm_out(d_weight, &input);
+            let _ = d_z.sum_intlist_out(d_bias, 1, true, Kind::Float);
+            if l > 0 {
+                d_h = d_z.bmm(&self.packed[l].0);
+            }
+        }
+    }
+
+    /// The gradient [`Self::backward`] wrote last, laid out like the flat parameters.
+    pub fn grad(&self) -> &Tensor {
+        &self.grad
     }
 
     /// The Gaussian's log-std, shape `[1, dim]`.
@@ -181,14 +261,56 @@ impl ActorCritic {
     }
 }
 
+/// A forward pass of [`ActorCritic::forward_pass`], kept for [`ActorCritic::backward`].
+#[derive(Debug)]
+pub struct Forward {
+    /// Each hidden layer's output, `[2, B, H]`: the actor's rows, then the critic's.
+    hidden: Vec<Tensor>,
+    /// The actor's output, `[B, width]`: logits, or the Gaussian's mean.
+    pub out: Tensor,
+    /// V(s), `[B]`.
+    pub value: Tensor,
+}
+
+/// What the actor's and the critic's output layers read: the last hidden layer's actor and
+/// critic rows, or the observations of a network without hidden layers.
+fn head_inputs(obs: &Tensor, hidden: &[Tensor]) -> (Tensor, Tensor) {
+    match hidden.last() {
+        Some(h) => (h.select(0, 0), h.select(0, 1)),
+        None => (obs.shallow_clone(), obs.shallow_clone()),
+    }
+}
+
 /// Log-probabilities of the taken actions and the entropies of categoricals given by `logits`.
 pub fn categorical_log_prob_entropy(logits: &Tensor, actions: &Tensor) -> (Tensor, Tensor) {
-    let log_p = logits.log_softmax(-1, Kind::Float);
-    let log_prob = log_p
-        .gather(-1, &actions.unsqueeze(-1), false)
-        .squeeze_dim(-1);
-    let entropy = -(log_p.exp() * &log_p).sum_dim_intlist(-1, false, Kind::Float);
-    (log_prob, entropy)
+    let terms = CategoricalTerms::new(logits, actions);
+    (terms.log_prob, terms.entropy)
+}
+
+/// A categorical's log-probabilities and probabilities (`[B, n]`), and the taken actions'
+/// log-probabilities and the entropies (`[B]`).
+pub struct CategoricalTerms {
+    pub log_p: Tensor,
+    pub p: Tensor,
+    pub log_prob: Tensor,
+    pub entropy: Tensor,
+}
+
+impl CategoricalTerms {
+    pub fn new(logits: &Tensor, actions: &Tensor) -> Self {
+        let log_p = logits.log_softmax(-1, Kind::Float);
+        let log_prob = log_p
+            .gather(-1, &actions.unsqueeze(-1), false)
+            .squeeze_dim(-1);
+        let p = log_p.exp();
+        let entropy = -(&p * &log_p).sum_dim_intlist(-1, false, Kind::Float);
+        Self {
+            log_p,
+            p,
+            log_prob,
+            entropy,
+        }
+    }
 }
 
 /// Summed over action dimensions, as CleanRL's `Normal(mean, std).log_prob(a).sum(1)`.

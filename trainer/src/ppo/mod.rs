@@ -8,6 +8,7 @@
 //! generators, the envs' states and the step counters).
 
 pub mod config;
+mod loss;
 pub mod run;
 pub mod sampling;
 
@@ -512,6 +513,12 @@ impl Ppo {
         let explained_variance = explained_variance(&b.values, &b.returns);
 
         let clip = self.config.clip_coef;
+        let coefficients = loss::Coefficients {
+            clip,
+            clip_vloss: self.config.clip_vloss,
+            ent_coef: self.config.ent_coef,
+            vf_coef: self.config.vf_coef,
+        };
         let minibatch = self.config.minibatch_size();
         let mut clipfracs = Vec::new();
         let mut grad_norms = Vec::new();
@@ -525,71 +532,75 @@ impl Ppo {
                 b_actions.index_select(0, &perm),
             );
             let e_scalars = b_scalars.index_select(0, &perm);
-            for start in (0..batch_size).step_by(minibatch) {
+            let mut starts = (0..batch_size).step_by(minibatch).peekable();
+            while let Some(start) = starts.next() {
+                let epoch_ends = starts.peek().is_none();
                 let end = (start + minibatch).min(batch_size);
                 let len = (end - start) as i64;
                 let mb_scalars = e_scalars.narrow(0, start as i64, len);
                 let column = |c: i64| mb_scalars.select(1, c);
-                let eval = self.agent.evaluate(
-                    &e_obs.narrow(0, start as i64, len),
-                    &e_actions.narrow(0, start as i64, len),
-                );
-                let log_ratio = &eval.log_prob - column(0);
-                let ratio = log_ratio.exp();
-                let (old_approx_kl, approx_kl, clipfrac) = tch::no_grad(|| {
-                    let old = (-&log_ratio).mean(Kind::Float);
-                    let approx = ((&ratio - 1.0) - &log_ratio).mean(Kind::Float);
-                    let frac = (&ratio - 1.0)
+                let mut advantages = column(1);
+                if self.config.norm_adv && end - start > 1 {
+                    advantages = (&advantages - advantages.mean(Kind::Float))
+                        / (advantages.std(true) + 1e-8);
+                }
+                let mb_obs = e_obs.narrow(0, start as i64, len);
+                let mb_actions = e_actions.narrow(0, start as i64, len);
+                let mb = loss::Minibatch {
+                    actions: &mb_actions,
+                    old_log_prob: column(0),
+                    advantages,
+                    returns: column(2),
+                    old_values: column(3),
+                };
+                // The loss's gradient written out (`loss`, `ActorCritic::backward`): what
+                // autograd gives, in about half the libtorch calls.
+                let terms = tch::no_grad(|| {
+                    let pass = self.agent.forward_pass(&mb_obs);
+                    let (grads, terms) = loss::gradients(&self.agent, &pass, &mb, coefficients);
+                    self.agent.backward(
+                        &mb_obs,
+                        &pass,
+                        &grads.out,
+                        &grads.value,
+                        grads.log_std.as_ref(),
+                    );
+                    terms
+                });
+                let (log_ratio, ratio) = (&terms.log_ratio, &terms.ratio);
+                let kls = || {
+                    tch::no_grad(|| {
+                        let old = (-log_ratio).mean(Kind::Float);
+                        let approx = ((ratio - 1.0) - log_ratio).mean(Kind::Float);
+                        (old, approx)
+                    })
+                };
+                clipfracs.push(tch::no_grad(|| {
+                    (ratio - 1.0)
                         .abs()
                         .gt(clip)
                         .to_kind(Kind::Float)
-                        .mean(Kind::Float);
-                    (old, approx, frac)
-                });
-                clipfracs.push(clipfrac);
-                let mut mb_adv = column(1);
-                if self.config.norm_adv && end - start > 1 {
-                    mb_adv = (&mb_adv - mb_adv.mean(Kind::Float)) / (mb_adv.std(true) + 1e-8);
-                }
+                        .mean(Kind::Float)
+                }));
                 if let Some(probe) = &mut self.probe {
                     probe.push(MinibatchProbe {
                         epoch,
                         indices: self.permutation[start..end].to_vec(),
-                        ratio: Vec::<f32>::try_from(ratio.detach().to_device(Device::Cpu))?,
-                        approx_kl: approx_kl.double_value(&[]),
-                        advantages: Vec::<f32>::try_from(mb_adv.to_device(Device::Cpu))?,
+                        ratio: Vec::<f32>::try_from(ratio.to_device(Device::Cpu))?,
+                        approx_kl: kls().1.double_value(&[]),
+                        advantages: Vec::<f32>::try_from(mb.advantages.to_device(Device::Cpu))?,
                     });
                 }
-                let pg_loss1 = -&mb_adv * &ratio;
-                let pg_loss2 = -&mb_adv * ratio.clamp(1.0 - clip, 1.0 + clip);
-                let pg_loss = pg_loss1.maximum(&pg_loss2).mean(Kind::Float);
-                let mb_returns = column(2);
-                let v_loss = if self.config.clip_vloss {
-                    let mb_values = column(3);
-                    let unclipped = (&eval.value - &mb_returns).square();
-                    let clipped = &mb_values + (&eval.value - &mb_values).clamp(-clip, clip);
-                    let clipped = (clipped - &mb_returns).square();
-                    unclipped.maximum(&clipped).mean(Kind::Float) * 0.5
-                } else {
-                    (&eval.value - &mb_returns).square().mean(Kind::Float) * 0.5
-                };
-                let entropy = eval.entropy.mean(Kind::Float);
-                let loss =
-                    &pg_loss - &entropy * self.config.ent_coef + &v_loss * self.config.vf_coef;
-                self.agent.params.zero_grad();
-                loss.backward();
-                grad_norms.push(clip_grad_norm(
-                    &self.agent.params,
-                    self.config.max_grad_norm,
-                ));
-                self.optimizer.step(&mut self.agent.params, lr);
-                last = Some((
-                    pg_loss.detach(),
-                    v_loss.detach(),
-                    entropy.detach(),
-                    old_approx_kl,
-                    approx_kl,
-                ));
+                let grad = self.agent.grad();
+                grad_norms.push(clip_grad_norm(grad, self.config.max_grad_norm));
+                self.optimizer.step(&self.agent.params, grad, lr);
+                // What CleanRL logs comes from the last minibatch; each epoch's last one is
+                // kept (the KL early stop reads it).
+                if epoch_ends {
+                    let (pg, v, h) = tch::no_grad(|| terms.losses());
+                    let (old_kl, kl) = kls();
+                    last = Some((pg, v, h, old_kl, kl));
+                }
             }
             if let (Some(target), Some((.., approx_kl))) = (self.config.target_kl, &last)
                 && approx_kl.double_value(&[]) > target
