@@ -2,8 +2,10 @@
 # The GPU check of issues 5 and 7, run on a GPU machine with the binaries built on the CPU
 # machine, against the GPU machine's own PyTorch 2.11 libtorch:
 #   1. `hone doctor`: the devices libtorch sees, and libtorch_cuda.so loaded;
-#   2. PPO on CUDA: CartPole-v1 (configs/ppo_cartpole_fast.toml, to the end) and Pendulum-v1
-#      (configs/ppo_pendulum.toml, the first PENDULUM_STEPS steps): SPS and evaluation returns;
+#   2. PPO on CUDA: the written-out PPO gradient against autograd's (a trainer unit test, carried
+#      as target/release/hone-trainer-tests); CartPole-v1 (configs/ppo_cartpole_fast.toml, to
+#      the end) and Pendulum-v1 (configs/ppo_pendulum.toml, the first PENDULUM_STEPS steps): SPS
+#      and evaluation returns;
 #   3. the LLM core on CUDA in f32 and bf16: a seeded random checkpoint of SmolLM2-135M's shape,
 #      made there by transformers (nothing is downloaded); hone's logits and greedy tokens
 #      against transformers' on the same device and dtype (llm_parity); prefill and generation
@@ -23,6 +25,10 @@ if [ "${1:-}" = "--build" ]; then
   set -e
   cargo build --release -p hone --bin hone --bin hone-core
   cargo build --release -p hone-rlhf --example llm_parity --example llm_speed
+  # The trainer's unit tests, under a fixed name to carry: the PPO gradient check on CUDA.
+  tests=$(cargo test --release -p hone-trainer --lib --no-run 2>&1 |
+    sed -n 's/.*Executable unittests src\/lib.rs (\(.*\))/\1/p')
+  cp "$tests" target/release/hone-trainer-tests
   exit 0
 fi
 
@@ -47,7 +53,7 @@ torch_lib=$("$python" -c 'import os, torch; print(os.path.join(os.path.dirname(t
 }
 export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 for binary in target/release/hone target/release/hone-core target/release/examples/llm_parity \
-  target/release/examples/llm_speed; do
+  target/release/examples/llm_speed target/release/hone-trainer-tests; do
   [ -x "$binary" ] || { echo "gpu_check: $binary is missing: run scripts/gpu_check.sh --build" >&2; exit 1; }
 done
 
@@ -69,7 +75,11 @@ echo "gpu_check: device $device, python $python (torch $("$python" -c 'import to
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 step doctor target/release/hone doctor
 
-# Issue 5: PPO on the device.
+# Issue 5: PPO on the device: its written-out gradient against autograd's there, then training.
+if [ "$device" = cuda ]; then
+  step ppo_gradient target/release/hone-trainer-tests --ignored --exact \
+    ppo::loss::tests::the_written_out_gradient_equals_autograds_on_cuda
+fi
 step ppo_cartpole target/release/hone train --env CartPole-v1 --config configs/ppo_cartpole_fast.toml \
   --device "$device" --no-tui --runs-dir "$out/runs" --name cartpole
 step ppo_pendulum target/release/hone train --env Pendulum-v1 --config configs/ppo_pendulum.toml \

@@ -183,8 +183,20 @@ mod tests {
 
     #[test]
     fn the_written_out_gradient_equals_autograds() {
+        written_out_gradient_equals_autograds_on(Device::Cpu);
+    }
+
+    /// The same on CUDA: `scripts/gpu_check.sh` runs it on a GPU machine.
+    #[test]
+    #[ignore = "needs a CUDA device (scripts/gpu_check.sh runs it on a GPU machine)"]
+    fn the_written_out_gradient_equals_autograds_on_cuda() {
+        assert!(tch::Cuda::is_available(), "no CUDA device");
+        written_out_gradient_equals_autograds_on(Device::Cuda(0));
+    }
+
+    fn written_out_gradient_equals_autograds_on(device: Device) {
         tch::manual_seed(11);
-        let opts = (Kind::Float, Device::Cpu);
+        let opts = (Kind::Float, device);
         let batch = 64;
         for action in [
             ActionKind::Categorical { n: 3 },
@@ -192,7 +204,7 @@ mod tests {
         ] {
             for hidden in [vec![16, 8], vec![8], vec![]] {
                 for clip_vloss in [true, false] {
-                    let mut agent = ActorCritic::new(5, action, &hidden, Device::Cpu);
+                    let mut agent = ActorCritic::new(5, action, &hidden, device);
                     // Off the initial values: a log-std other than 0, a policy head larger than
                     // its 0.01 gain gives.
                     tch::no_grad(|| {
@@ -202,7 +214,7 @@ mod tests {
                     let obs = Tensor::randn([batch, 5], opts);
                     let actions = match action {
                         ActionKind::Categorical { n } => {
-                            Tensor::randint(n, [batch], (Kind::Int64, Device::Cpu))
+                            Tensor::randint(n, [batch], (Kind::Int64, device))
                         }
                         ActionKind::Gaussian { dim } => Tensor::randn([batch, dim], opts),
                     };
@@ -233,7 +245,7 @@ mod tests {
                         agent.backward(&obs, &pass, &g.out, &g.value, g.log_std.as_ref());
                         (agent.grad().copy(), terms)
                     });
-                    let case = format!("{action:?} {hidden:?} clip_vloss {clip_vloss}");
+                    let case = format!("{device:?} {action:?} {hidden:?} clip_vloss {clip_vloss}");
                     let outside = (terms.ratio.shallow_clone() - 1.0)
                         .abs()
                         .gt(0.2)
