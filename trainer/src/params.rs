@@ -1,7 +1,9 @@
-//! A model's parameters as views into one flat tensor. Autograd then accumulates every
-//! gradient into one flat gradient, so the optimiser step, the gradient norm and zeroing are a
-//! handful of whole-buffer operations instead of a few per tensor (tch pays a few microseconds
-//! per operation, which dominates small policies).
+//! A model's parameters as views into one flat tensor, so that a gradient laid out the same way
+//! (PPO writes its own, see `ActorCritic::backward`) makes the optimiser step and the gradient
+//! norm a handful of whole-buffer operations instead of a few per tensor (tch pays a few
+//! microseconds per operation, which dominates small policies). The flat tensor is an autograd
+//! leaf too: a loss's `backward` accumulates into one flat gradient ([`FlatParams::grad`]),
+//! which the tests use as the reference.
 
 use tch::{Device, Kind, Tensor};
 
@@ -81,13 +83,9 @@ impl FlatParams {
         &self.views[index]
     }
 
-    /// One view over the parameters `first..=last` (adjacent in the flat buffer), shaped
-    /// `shape`; like the per-parameter views it carries autograd edges to the flat leaf.
-    pub fn span_view(&self, first: usize, last: usize, shape: &[i64]) -> Tensor {
-        self.span_view_of(&self.flat, first, last, shape)
-    }
-
-    /// [`Self::span_view`] of another buffer of the flat parameters' size.
+    /// One view of `buffer` (the flat parameters, or another buffer of their size) over the
+    /// parameters `first..=last` (adjacent in the flat buffer), shaped `shape`. A view of the
+    /// parameters carries autograd edges to the flat leaf, like the per-parameter views.
     pub fn span_view_of(
         &self,
         buffer: &Tensor,
@@ -117,7 +115,7 @@ impl FlatParams {
         self.flat.device()
     }
 
-    /// The gradient accumulated so far (zeros before the first backward pass).
+    /// The gradient autograd accumulated so far (zeros before the first backward pass).
     pub fn grad(&self) -> Tensor {
         let grad = self.flat.grad();
         if grad.defined() {

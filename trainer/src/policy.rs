@@ -183,9 +183,20 @@ impl ActorCritic {
     /// the loss's gradient with respect to the actor's output of `pass` (`d_out`, `[B, width]`),
     /// its value (`d_value`, `[B]`) and, for a Gaussian policy, the log-std (`[1, dim]`): the
     /// chain rule back through the layers, written out. It is what autograd computes, without
-    /// recording a graph, and each weight's gradient is written in place by one matmul. Run it
-    /// under `no_grad`.
+    /// recording a graph, and each weight's gradient is written in place by one matmul. Every
+    /// parameter's slot is written, so nothing of an earlier call is left.
     pub fn backward(
+        &self,
+        obs: &Tensor,
+        pass: &Forward,
+        d_out: &Tensor,
+        d_value: &Tensor,
+        d_log_std: Option<&Tensor>,
+    ) {
+        tch::no_grad(|| self.backward_inner(obs, pass, d_out, d_value, d_log_std));
+    }
+
+    fn backward_inner(
         &self,
         obs: &Tensor,
         pass: &Forward,
@@ -202,8 +213,10 @@ impl ActorCritic {
         let _ = d_out.sum_intlist_out(&views[actor.bias], 0, false, Kind::Float);
         let _ = d_value.tr().mm_out(&views[critic.weight], &critic_in);
         let _ = d_value.sum_intlist_out(&views[critic.bias], 0, false, Kind::Float);
-        if let (Some(index), Some(d)) = (self.log_std, d_log_std) {
-            views[index].shallow_clone().copy_(d);
+        match (self.log_std, d_log_std) {
+            (Some(index), Some(d)) => views[index].shallow_clone().copy_(d),
+            (None, None) => {}
+            _ => panic!("a log-std gradient goes with a Gaussian policy, and only there"),
         }
         if pass.hidden.is_empty() {
             return;
@@ -241,8 +254,9 @@ impl ActorCritic {
         self.log_std.map(|i| self.params.get(i))
     }
 
-    /// Log-probability of `actions`, entropy and value, with gradients (the PPO update).
-    /// Categorical actions are an i64 `[B]` tensor; Gaussian ones f32 `[B, dim]`.
+    /// Log-probability of `actions`, entropy and value, differentiable by autograd (the PPO
+    /// update uses its own gradient, `ppo/loss.rs`, checked against this one). Categorical
+    /// actions are an i64 `[B]` tensor; Gaussian ones f32 `[B, dim]`.
     pub fn evaluate(&self, obs: &Tensor, actions: &Tensor) -> Evaluation {
         let (out, value) = self.actor_output_and_value(obs);
         let (log_prob, entropy) = match self.action {

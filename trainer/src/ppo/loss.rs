@@ -64,8 +64,17 @@ impl Terms {
 }
 
 /// The gradient of `pg_loss - ent_coef * entropy + vf_coef * v_loss` (each a minibatch mean)
-/// with respect to the outputs of `pass`. Run it under `no_grad`.
+/// with respect to the outputs of `pass` (no autograd graph is recorded).
 pub(super) fn gradients(
+    agent: &ActorCritic,
+    pass: &Forward,
+    mb: &Minibatch,
+    c: Coefficients,
+) -> (Gradients, Terms) {
+    tch::no_grad(|| gradients_inner(agent, pass, mb, c))
+}
+
+fn gradients_inner(
     agent: &ActorCritic,
     pass: &Forward,
     mb: &Minibatch,
@@ -78,14 +87,14 @@ pub(super) fn gradients(
             (
                 terms.log_prob,
                 terms.entropy,
-                Policy::Categorical(terms.log_p, terms.p),
+                KindTerms::Categorical(terms.log_p, terms.p),
             )
         }
         ActionKind::Gaussian { .. } => {
             let log_std = agent.log_std().expect("a Gaussian policy has a log-std");
             let (log_prob, entropy) =
                 crate::policy::gaussian_log_prob_entropy(&pass.out, log_std, mb.actions);
-            (log_prob, entropy, Policy::Gaussian(log_std))
+            (log_prob, entropy, KindTerms::Gaussian(log_std))
         }
     };
     let log_ratio = &log_prob - &mb.old_log_prob;
@@ -98,14 +107,14 @@ pub(super) fn gradients(
     let d_log_prob =
         (&mb.advantages * &ratio * unclipped_pg.ge_tensor(&clipped_pg) * (-1.0 / n)).unsqueeze(-1);
     let (d_out, d_log_std) = match policy {
-        Policy::Categorical(log_p, p) => {
+        KindTerms::Categorical(log_p, p) => {
             // d log p(a) / d logits = onehot(a) - p; d entropy / d logits = -p (log p + H).
             let mut d_out =
                 &p * ((&log_p + entropy.unsqueeze(-1)) * (c.ent_coef / n) - &d_log_prob);
             let _ = d_out.scatter_add_(-1, &mb.actions.unsqueeze(-1), &d_log_prob);
             (d_out, None)
         }
-        Policy::Gaussian(log_std) => {
+        KindTerms::Gaussian(log_std) => {
             // d log p(a) / d mean = (a - mean) / var; / d log_std = (a - mean)² / var - 1;
             // the entropy is the sum of the log-stds plus a constant.
             let deviation = mb.actions - &pass.out;
@@ -123,7 +132,9 @@ pub(super) fn gradients(
         let clipped_error = &mb.old_values + delta.clamp(-c.clip, c.clip) - &mb.returns;
         let clipped_squared = clipped_error.square();
         // As for the policy: the larger term's gradient, the clipped one's being zero where its
-        // clamp is flat.
+        // clamp is flat. Inside the clip range the two terms are equal up to the rounding of
+        // `old + (v - old)`, and so are their gradients. An exact tie outside the range (torch
+        // would split the gradient in half) takes a float coincidence.
         let inside = delta.abs().le(c.clip);
         let d = error.where_self(
             &squared_error.ge_tensor(&clipped_squared),
@@ -150,7 +161,8 @@ pub(super) fn gradients(
     (gradients, terms)
 }
 
-enum Policy<'a> {
+/// What the gradient needs of each action kind's distribution.
+enum KindTerms<'a> {
     /// Log-probabilities and probabilities, `[B, n]`.
     Categorical(Tensor, Tensor),
     /// The log-std, `[1, dim]`.
@@ -160,25 +172,38 @@ enum Policy<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::{categorical_log_prob_entropy, gaussian_log_prob_entropy};
     use tch::Device;
 
-    /// The loss as CleanRL writes it, through autograd.
+    /// The loss as CleanRL writes it, through autograd, with the actor and the critic run as
+    /// separate networks (not the packed pass `gradients` is given).
     fn autograd_loss(agent: &ActorCritic, obs: &Tensor, mb: &Minibatch, c: Coefficients) -> Tensor {
-        let eval = agent.evaluate(obs, mb.actions);
-        let ratio = (&eval.log_prob - &mb.old_log_prob).exp();
+        let out = agent.actor_output(obs);
+        let value = agent.value(obs);
+        let (log_prob, entropy) = match agent.action {
+            ActionKind::Categorical { .. } => categorical_log_prob_entropy(&out, mb.actions),
+            ActionKind::Gaussian { .. } => {
+                gaussian_log_prob_entropy(&out, agent.log_std().unwrap(), mb.actions)
+            }
+        };
+        let ratio = (&log_prob - &mb.old_log_prob).exp();
         let pg1 = -&mb.advantages * &ratio;
         let pg2 = -&mb.advantages * ratio.clamp(1.0 - c.clip, 1.0 + c.clip);
         let pg_loss = pg1.maximum(&pg2).mean(Kind::Float);
-        let unclipped = (&eval.value - &mb.returns).square();
+        let unclipped = (&value - &mb.returns).square();
         let v_loss = if c.clip_vloss {
-            let clipped = &mb.old_values + (&eval.value - &mb.old_values).clamp(-c.clip, c.clip);
+            let clipped = &mb.old_values + (&value - &mb.old_values).clamp(-c.clip, c.clip);
             unclipped.maximum(&(clipped - &mb.returns).square())
         } else {
             unclipped
         }
         .mean(Kind::Float)
             * 0.5;
-        pg_loss - eval.entropy.mean(Kind::Float) * c.ent_coef + v_loss * c.vf_coef
+        pg_loss - entropy.mean(Kind::Float) * c.ent_coef + v_loss * c.vf_coef
+    }
+
+    fn count(mask: Tensor) -> i64 {
+        mask.sum(Kind::Int64).int64_value(&[])
     }
 
     #[test]
@@ -194,16 +219,28 @@ mod tests {
         written_out_gradient_equals_autograds_on(Device::Cuda(0));
     }
 
+    /// Every action kind, network depth (none to three hidden layers of different widths),
+    /// value clipping on and off, batches of 64 and of 1; the old log-probabilities and values
+    /// either moved off the current ones (ratios and values on both sides of the clip ranges)
+    /// or equal to them, as in each update's first minibatch, with some advantages exactly 0.
     fn written_out_gradient_equals_autograds_on(device: Device) {
         tch::manual_seed(11);
         let opts = (Kind::Float, device);
-        let batch = 64;
         for action in [
             ActionKind::Categorical { n: 3 },
             ActionKind::Gaussian { dim: 2 },
         ] {
-            for hidden in [vec![16, 8], vec![8], vec![]] {
-                for clip_vloss in [true, false] {
+            for hidden in [vec![16, 8, 4], vec![16, 8], vec![8], vec![]] {
+                for (clip_vloss, batch, on_policy) in [
+                    (true, 64, false),
+                    (false, 64, false),
+                    (true, 64, true),
+                    (true, 1, false),
+                ] {
+                    let case = format!(
+                        "{device:?} {action:?} {hidden:?} clip_vloss {clip_vloss} batch {batch} \
+                         on-policy {on_policy}"
+                    );
                     let mut agent = ActorCritic::new(5, action, &hidden, device);
                     // Off the initial values: a log-std other than 0, a policy head larger than
                     // its 0.01 gain gives.
@@ -219,14 +256,18 @@ mod tests {
                         ActionKind::Gaussian { dim } => Tensor::randn([batch, dim], opts),
                     };
                     let eval = tch::no_grad(|| agent.evaluate(&obs, &actions));
-                    // Old log-probabilities and values away from the current ones, so that
-                    // ratios and values fall on both sides of the clip range.
+                    let noise = |scale: f64| Tensor::randn([batch], opts) * scale;
+                    let advantages = Tensor::randn([batch], opts);
+                    if on_policy {
+                        let _ = advantages.narrow(0, 0, 8).fill_(0.0);
+                    }
+                    let spread = if on_policy { 0.0 } else { 0.3 };
                     let mb = Minibatch {
                         actions: &actions,
-                        old_log_prob: &eval.log_prob + Tensor::randn([batch], opts) * 0.3,
-                        advantages: Tensor::randn([batch], opts),
+                        old_log_prob: &eval.log_prob + noise(spread),
+                        advantages,
                         returns: Tensor::randn([batch], opts),
-                        old_values: &eval.value + Tensor::randn([batch], opts) * 0.3,
+                        old_values: &eval.value + noise(spread),
                     };
                     let c = Coefficients {
                         clip: 0.2,
@@ -239,33 +280,56 @@ mod tests {
                     loss.backward();
                     let want = agent.params.grad();
 
+                    // A buffer full of NaN: a slot `backward` does not write shows.
+                    let _ = agent.grad().shallow_clone().fill_(f64::NAN);
                     let (got, terms) = tch::no_grad(|| {
                         let pass = agent.forward_pass(&obs);
                         let (g, terms) = gradients(&agent, &pass, &mb, c);
                         agent.backward(&obs, &pass, &g.out, &g.value, g.log_std.as_ref());
                         (agent.grad().copy(), terms)
                     });
-                    let case = format!("{device:?} {action:?} {hidden:?} clip_vloss {clip_vloss}");
-                    let outside = (terms.ratio.shallow_clone() - 1.0)
-                        .abs()
-                        .gt(0.2)
-                        .sum(Kind::Int64)
-                        .int64_value(&[]);
-                    assert!(
-                        outside > 5 && outside < batch - 5,
-                        "{case}: {outside} ratios outside the clip range"
-                    );
-                    let scale = want.abs().max().double_value(&[]);
-                    let diff = (&got - &want).abs().max().double_value(&[]);
-                    assert!(
-                        scale > 1e-3 && diff <= 1e-5 * scale,
-                        "{case}: gradients differ by {diff} (largest {scale})"
-                    );
+
+                    if batch > 1 && !on_policy {
+                        let outside = count((&terms.ratio - 1.0).abs().gt(c.clip));
+                        assert!(
+                            outside > 5 && outside < batch - 5,
+                            "{case}: {outside} ratios outside the clip range"
+                        );
+                        if clip_vloss {
+                            let clipped_wins = count(
+                                terms
+                                    .clipped_squared_error
+                                    .as_ref()
+                                    .unwrap()
+                                    .gt_tensor(&terms.squared_error),
+                            );
+                            assert!(
+                                clipped_wins > 2 && clipped_wins < batch - 2,
+                                "{case}: the clipped value term is the larger {clipped_wins} times"
+                            );
+                        }
+                    }
+                    // Parameter by parameter, each against its own largest entry.
+                    let names = agent.params.named_tensors();
+                    let views = agent.params.views_of(&got).into_iter();
+                    for ((name, _), (got, want)) in
+                        names.iter().zip(views.zip(agent.params.views_of(&want)))
+                    {
+                        let scale = want.abs().max().double_value(&[]);
+                        let diff = (&got - &want).abs().max().double_value(&[]);
+                        assert!(
+                            diff <= 1e-5 * scale.max(1e-6),
+                            "{case}: {name}: gradients differ by {diff} (largest {scale})"
+                        );
+                    }
                     // The logged losses add up to the loss autograd saw.
                     let (pg, v, h) = terms.losses();
                     let total = (pg - h * c.ent_coef + v * c.vf_coef).double_value(&[]);
                     let loss = loss.double_value(&[]);
-                    assert!((total - loss).abs() <= 1e-6 * loss.abs().max(1.0), "{case}");
+                    assert!(
+                        (total - loss).abs() <= 1e-6 * loss.abs().max(1.0),
+                        "{case}: logged {total}, loss {loss}"
+                    );
                 }
             }
         }
