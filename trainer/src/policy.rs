@@ -193,55 +193,46 @@ impl ActorCritic {
         d_value: &Tensor,
         d_log_std: Option<&Tensor>,
     ) {
-        tch::no_grad(|| self.backward_inner(obs, pass, d_out, d_value, d_log_std));
-    }
-
-    fn backward_inner(
-        &self,
-        obs: &Tensor,
-        pass: &Forward,
-        d_out: &Tensor,
-        d_value: &Tensor,
-        d_log_std: Option<&Tensor>,
-    ) {
-        let last = self.hidden.len();
-        let (actor, critic) = (self.actor[last], self.critic[last]);
-        let views = &self.grad_views;
-        let d_value = d_value.unsqueeze(-1);
-        let (actor_in, critic_in) = head_inputs(obs, &pass.hidden);
-        let _ = d_out.tr().mm_out(&views[actor.weight], &actor_in);
-        let _ = d_out.sum_intlist_out(&views[actor.bias], 0, false, Kind::Float);
-        let _ = d_value.tr().mm_out(&views[critic.weight], &critic_in);
-        let _ = d_value.sum_intlist_out(&views[critic.bias], 0, false, Kind::Float);
-        match (self.log_std, d_log_std) {
-            (Some(index), Some(d)) => views[index].shallow_clone().copy_(d),
-            (None, None) => {}
-            _ => panic!("a log-std gradient goes with a Gaussian policy, and only there"),
-        }
-        if pass.hidden.is_empty() {
-            return;
-        }
-        // The gradient at the last hidden layer's output, [2, B, H].
-        let mut d_h = Tensor::stack(
-            &[
-                d_out.mm(self.params.get(actor.weight)),
-                d_value.mm(self.params.get(critic.weight)),
-            ],
-            0,
-        );
-        for (l, h) in pass.hidden.iter().enumerate().rev() {
-            let d_z = Tensor::tanh_backward(&d_h, h);
-            let input = match l {
-                0 => obs.unsqueeze(0).expand([2, -1, -1], false),
-                _ => pass.hidden[l - 1].shallow_clone(),
-            };
-            let (d_weight, d_bias) = &self.grad_packed[l];
-            let _ = d_z.transpose(1, 2).bmm_out(d_weight, &input);
-            let _ = d_z.sum_intlist_out(d_bias, 1, true, Kind::Float);
-            if l > 0 {
-                d_h = d_z.bmm(&self.packed[l].0);
+        tch::no_grad(|| {
+            let last = self.hidden.len();
+            let (actor, critic) = (self.actor[last], self.critic[last]);
+            let views = &self.grad_views;
+            let d_value = d_value.unsqueeze(-1);
+            let (actor_in, critic_in) = head_inputs(obs, &pass.hidden);
+            let _ = d_out.tr().mm_out(&views[actor.weight], &actor_in);
+            let _ = d_out.sum_intlist_out(&views[actor.bias], 0, false, Kind::Float);
+            let _ = d_value.tr().mm_out(&views[critic.weight], &critic_in);
+            let _ = d_value.sum_intlist_out(&views[critic.bias], 0, false, Kind::Float);
+            match (self.log_std, d_log_std) {
+                (Some(index), Some(d)) => views[index].shallow_clone().copy_(d),
+                (None, None) => {}
+                _ => panic!("a log-std gradient goes with a Gaussian policy, and only there"),
             }
-        }
+            if pass.hidden.is_empty() {
+                return;
+            }
+            // The gradient at the last hidden layer's output, [2, B, H].
+            let mut d_h = Tensor::stack(
+                &[
+                    d_out.mm(self.params.get(actor.weight)),
+                    d_value.mm(self.params.get(critic.weight)),
+                ],
+                0,
+            );
+            for (l, h) in pass.hidden.iter().enumerate().rev() {
+                let d_z = Tensor::tanh_backward(&d_h, h);
+                let input = match l {
+                    0 => obs.unsqueeze(0).expand([2, -1, -1], false),
+                    _ => pass.hidden[l - 1].shallow_clone(),
+                };
+                let (d_weight, d_bias) = &self.grad_packed[l];
+                let _ = d_z.transpose(1, 2).bmm_out(d_weight, &input);
+                let _ = d_z.sum_intlist_out(d_bias, 1, true, Kind::Float);
+                if l > 0 {
+                    d_h = d_z.bmm(&self.packed[l].0);
+                }
+            }
+        })
     }
 
     /// The gradient [`Self::backward`] wrote last, laid out like the flat parameters.

@@ -71,94 +71,90 @@ pub(super) fn gradients(
     mb: &Minibatch,
     c: Coefficients,
 ) -> (Gradients, Terms) {
-    tch::no_grad(|| gradients_inner(agent, pass, mb, c))
-}
-
-fn gradients_inner(
-    agent: &ActorCritic,
-    pass: &Forward,
-    mb: &Minibatch,
-    c: Coefficients,
-) -> (Gradients, Terms) {
-    let n = pass.value.size()[0] as f64;
-    let (log_prob, entropy, policy) = match agent.action {
-        ActionKind::Categorical { .. } => {
-            let terms = CategoricalTerms::new(&pass.out, mb.actions);
-            (
-                terms.log_prob,
-                terms.entropy,
-                KindTerms::Categorical(terms.log_p, terms.p),
-            )
-        }
-        ActionKind::Gaussian { .. } => {
-            let log_std = agent.log_std().expect("a Gaussian policy has a log-std");
-            let (log_prob, entropy) =
-                crate::policy::gaussian_log_prob_entropy(&pass.out, log_std, mb.actions);
-            (log_prob, entropy, KindTerms::Gaussian(log_std))
-        }
-    };
-    let log_ratio = &log_prob - &mb.old_log_prob;
-    let ratio = log_ratio.exp();
-    let unclipped_pg = -&mb.advantages * &ratio;
-    let clipped_pg = -&mb.advantages * ratio.clamp(1.0 - c.clip, 1.0 + c.clip);
-    // d max(unclipped, clipped) / d ratio is -advantage where the unclipped term is the larger
-    // and 0 where the clipped one is (its clamp is flat there). They tie exactly when the ratio
-    // is inside the clip range, where both have the same gradient.
-    let d_log_prob =
-        (&mb.advantages * &ratio * unclipped_pg.ge_tensor(&clipped_pg) * (-1.0 / n)).unsqueeze(-1);
-    let (d_out, d_log_std) = match policy {
-        KindTerms::Categorical(log_p, p) => {
-            // d log p(a) / d logits = onehot(a) - p; d entropy / d logits = -p (log p + H).
-            let mut d_out =
-                &p * ((&log_p + entropy.unsqueeze(-1)) * (c.ent_coef / n) - &d_log_prob);
-            let _ = d_out.scatter_add_(-1, &mb.actions.unsqueeze(-1), &d_log_prob);
-            (d_out, None)
-        }
-        KindTerms::Gaussian(log_std) => {
-            // d log p(a) / d mean = (a - mean) / var; / d log_std = (a - mean)² / var - 1;
-            // the entropy is the sum of the log-stds plus a constant.
-            let deviation = mb.actions - &pass.out;
-            let scaled = &deviation * (log_std * -2.0).exp();
-            let d_log_std =
-                ((&scaled * &deviation - 1.0) * &d_log_prob).sum_dim_intlist(0, true, Kind::Float)
-                    - c.ent_coef;
-            (scaled * &d_log_prob, Some(d_log_std))
-        }
-    };
-    let error = &pass.value - &mb.returns;
-    let squared_error = error.square();
-    let (d_value, clipped_squared_error) = if c.clip_vloss {
-        let delta = &pass.value - &mb.old_values;
-        let clipped_error = &mb.old_values + delta.clamp(-c.clip, c.clip) - &mb.returns;
-        let clipped_squared = clipped_error.square();
-        // As for the policy: the larger term's gradient, the clipped one's being zero where its
-        // clamp is flat. Inside the clip range the two terms are equal up to the rounding of
-        // `old + (v - old)`, and so are their gradients. An exact tie outside the range (torch
-        // would split the gradient in half) takes a float coincidence.
-        let inside = delta.abs().le(c.clip);
-        let d = error.where_self(
-            &squared_error.ge_tensor(&clipped_squared),
-            &(clipped_error * inside),
-        );
-        (d, Some(clipped_squared))
-    } else {
-        (error, None)
-    };
-    let gradients = Gradients {
-        out: d_out,
-        value: d_value * (c.vf_coef / n),
-        log_std: d_log_std,
-    };
-    let terms = Terms {
-        log_ratio,
-        ratio,
-        unclipped_pg,
-        clipped_pg,
-        squared_error,
-        clipped_squared_error,
-        entropy,
-    };
-    (gradients, terms)
+    tch::no_grad(|| {
+        let n = pass.value.size()[0] as f64;
+        let (log_prob, entropy, kind) = match agent.action {
+            ActionKind::Categorical { .. } => {
+                let terms = CategoricalTerms::new(&pass.out, mb.actions);
+                (
+                    terms.log_prob,
+                    terms.entropy,
+                    KindTerms::Categorical(terms.log_p, terms.p),
+                )
+            }
+            ActionKind::Gaussian { .. } => {
+                let log_std = agent.log_std().expect("a Gaussian policy has a log-std");
+                let (log_prob, entropy) =
+                    crate::policy::gaussian_log_prob_entropy(&pass.out, log_std, mb.actions);
+                (log_prob, entropy, KindTerms::Gaussian(log_std))
+            }
+        };
+        let log_ratio = &log_prob - &mb.old_log_prob;
+        let ratio = log_ratio.exp();
+        let unclipped_pg = -&mb.advantages * &ratio;
+        let clipped_pg = -&mb.advantages * ratio.clamp(1.0 - c.clip, 1.0 + c.clip);
+        // d max(unclipped, clipped) / d ratio is -advantage where the unclipped term is the larger
+        // and 0 where the clipped one is (its clamp is flat there). They tie exactly when the ratio
+        // is inside the clip range, where both have the same gradient.
+        let d_log_prob =
+            (&mb.advantages * &ratio * unclipped_pg.ge_tensor(&clipped_pg) * (-1.0 / n))
+                .unsqueeze(-1);
+        let (d_out, d_log_std) = match kind {
+            KindTerms::Categorical(log_p, p) => {
+                // d log p(a) / d logits = onehot(a) - p; d entropy / d logits = -p (log p + H).
+                let mut d_out =
+                    &p * ((&log_p + entropy.unsqueeze(-1)) * (c.ent_coef / n) - &d_log_prob);
+                let _ = d_out.scatter_add_(-1, &mb.actions.unsqueeze(-1), &d_log_prob);
+                (d_out, None)
+            }
+            KindTerms::Gaussian(log_std) => {
+                // d log p(a) / d mean = (a - mean) / var; / d log_std = (a - mean)² / var - 1;
+                // the entropy is the sum of the log-stds plus a constant.
+                let deviation = mb.actions - &pass.out;
+                let scaled = &deviation * (log_std * -2.0).exp();
+                let d_log_std = ((&scaled * &deviation - 1.0) * &d_log_prob).sum_dim_intlist(
+                    0,
+                    true,
+                    Kind::Float,
+                ) - c.ent_coef;
+                (scaled * &d_log_prob, Some(d_log_std))
+            }
+        };
+        let error = &pass.value - &mb.returns;
+        let squared_error = error.square();
+        let (d_value, clipped_squared_error) = if c.clip_vloss {
+            let delta = &pass.value - &mb.old_values;
+            let clipped_error = &mb.old_values + delta.clamp(-c.clip, c.clip) - &mb.returns;
+            let clipped_squared = clipped_error.square();
+            // As for the policy: the larger term's gradient, the clipped one's being zero where its
+            // clamp is flat. Inside the clip range the two terms are equal up to the rounding of
+            // `old + (v - old)`, and so are their gradients. An exact tie outside the range (torch
+            // would split the gradient in half) takes a float coincidence.
+            let inside = delta.abs().le(c.clip);
+            let d = error.where_self(
+                &squared_error.ge_tensor(&clipped_squared),
+                &(clipped_error * inside),
+            );
+            (d, Some(clipped_squared))
+        } else {
+            (error, None)
+        };
+        let gradients = Gradients {
+            out: d_out,
+            value: d_value * (c.vf_coef / n),
+            log_std: d_log_std,
+        };
+        let terms = Terms {
+            log_ratio,
+            ratio,
+            unclipped_pg,
+            clipped_pg,
+            squared_error,
+            clipped_squared_error,
+            entropy,
+        };
+        (gradients, terms)
+    })
 }
 
 /// What the gradient needs of each action kind's distribution.
