@@ -10,14 +10,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 threads=${1:-1}
-python=$(sed -n 's/^HONE_PYTHON = "\(.*\)"$/\1/p' .cargo/config.toml)
-[ -x "$python" ] || { echo "run scripts/setup.sh first" >&2; exit 1; }
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-gguf=$("$python" scripts/llm_reference.py smollm2-gguf | "$python" -c 'import json,sys; print(json.load(sys.stdin)["path"])')
-cargo build --release -q -p hone --bin hone
-cargo build --release -q -p hone-rlhf --example llm_speed
-target/release/hone convert gguf "$gguf" "$work/smollm2" >/dev/null
+# shellcheck source=scripts/llm_bench_model.sh
+source scripts/llm_bench_model.sh
 target/release/examples/llm_speed "$work/smollm2" "$threads" >"$work/hone.jsonl"
 "$python" scripts/bench_llm.py "$work/smollm2" "$threads" 2>/dev/null >"$work/hf.jsonl"
 "$python" - "$work/hone.jsonl" "$work/hf.jsonl" "$threads" <<'PY'

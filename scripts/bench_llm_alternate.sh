@@ -11,14 +11,8 @@ threads=${1:-1}
 rounds=${2:-3}
 mode=${3:-gen8}
 case $mode in gen8 | sft) ;; *) echo "mode must be gen8 or sft, not $mode" >&2; exit 1 ;; esac
-python=$(sed -n 's/^HONE_PYTHON = "\(.*\)"$/\1/p' .cargo/config.toml)
-[ -x "$python" ] || { echo "run scripts/setup.sh first" >&2; exit 1; }
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-gguf=$("$python" scripts/llm_reference.py smollm2-gguf | "$python" -c 'import json,sys; print(json.load(sys.stdin)["path"])')
-cargo build --release -q -p hone --bin hone
-cargo build --release -q -p hone-rlhf --example llm_speed
-target/release/hone convert gguf "$gguf" "$work/smollm2" >/dev/null
+# shellcheck source=scripts/llm_bench_model.sh
+source scripts/llm_bench_model.sh
 for _ in $(seq "$rounds"); do
     target/release/examples/llm_speed "$work/smollm2" "$threads" "$mode" >>"$work/hone.jsonl"
     "$python" scripts/bench_llm.py "$work/smollm2" "$threads" "$mode" 2>/dev/null >>"$work/hf.jsonl"
