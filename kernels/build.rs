@@ -1,9 +1,12 @@
 // Links the tests and benches against libtorch (the shared build-support file) and compiles the
 // C++ autograd functions behind `token_logprobs` and `token_entropy`: tch has no way to define a
-// custom backward from Rust, and the chunked backward is what keeps their memory O(chunk × V).
+// custom backward from Rust, and the chunked backward is what keeps their memory O(chunk × V);
+// and the fused Adam step behind `adam_step`, which tch does not bind.
 fn main() {
     link_libtorch();
-    println!("cargo:rerun-if-changed=cxx/token_autograd.cpp");
+    for file in ["cxx/token_autograd.cpp", "cxx/adam.cpp", "cxx/guarded.h"] {
+        println!("cargo:rerun-if-changed={file}");
+    }
     println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         panic!(
@@ -23,6 +26,7 @@ fn main() {
         .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={abi}"))
         .flag("-DGLOG_USE_GLOG_EXPORT")
         .file("cxx/token_autograd.cpp")
+        .file("cxx/adam.cpp")
         .compile("hone_token_autograd");
 }
 

@@ -7,6 +7,8 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "guarded.h"
+
 #include <algorithm>
 #include <exception>
 #include <limits>
@@ -169,20 +171,6 @@ struct LinearTokenLogprobs : public torch::autograd::Function<LinearTokenLogprob
   }
 };
 
-thread_local std::string last_error;
-
-template <typename F>
-const char* guarded(F&& f) {
-  try {
-    f();
-    return nullptr;
-  } catch (const std::exception& e) {
-    last_error = e.what();
-  } catch (...) {
-    last_error = "unknown C++ exception";
-  }
-  return last_error.c_str();
-}
 
 }  // namespace
 
@@ -190,19 +178,19 @@ const char* guarded(F&& f) {
 // that stays valid until the next call on the same thread.
 extern "C" const char* hone_token_logprobs(const at::Tensor* logits, const at::Tensor* tokens,
                                            int64_t chunk, at::Tensor** out) {
-  return guarded([&] { *out = new at::Tensor(TokenLogprobs::apply(*logits, *tokens, chunk)); });
+  return hone::guarded([&] { *out = new at::Tensor(TokenLogprobs::apply(*logits, *tokens, chunk)); });
 }
 
 extern "C" const char* hone_token_entropy(const at::Tensor* logits, int64_t chunk,
                                           at::Tensor** out) {
-  return guarded([&] { *out = new at::Tensor(TokenEntropy::apply(*logits, chunk)); });
+  return hone::guarded([&] { *out = new at::Tensor(TokenEntropy::apply(*logits, chunk)); });
 }
 
 extern "C" const char* hone_linear_token_logprobs(const at::Tensor* hidden,
                                                   const at::Tensor* weight,
                                                   const at::Tensor* tokens, int64_t chunk,
                                                   at::Tensor** out) {
-  return guarded([&] {
+  return hone::guarded([&] {
     *out = new at::Tensor(LinearTokenLogprobs::apply(*hidden, *weight, *tokens, chunk));
   });
 }

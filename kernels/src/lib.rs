@@ -17,6 +17,7 @@ pub use slice::advantage::{
     gae_into,
 };
 pub use slice::running_stats::{RewardNormalizer, RunningMeanStd};
+pub use tensor::adam::{Adam, adam_step};
 pub use tensor::few_rows::{MAX_FEW_ROWS, linear_few_rows};
 pub use tensor::kl::{KlEstimator, kl_per_token};
 pub use tensor::masked::{masked_mean, masked_mean_dim, masked_var, masked_whiten};

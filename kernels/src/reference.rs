@@ -233,3 +233,26 @@ pub fn top_p_keep(row: &[f64], p: f64) -> (Vec<bool>, Vec<f64>) {
     }
     (keep, cumulative_of)
 }
+
+/// One step of `torch.optim.Adam` (no weight decay) on one parameter, in place, with the
+/// gradient divided by `grad_scale` first; `step` is this step's number (1 for the first).
+#[allow(clippy::too_many_arguments)]
+pub fn adam_step(
+    param: &mut [f64],
+    grad: &[f64],
+    exp_avg: &mut [f64],
+    exp_avg_sq: &mut [f64],
+    step: i32,
+    (lr, beta1, beta2, eps): (f64, f64, f64, f64),
+    grad_scale: f64,
+) {
+    let bias1 = 1.0 - beta1.powi(step);
+    let bias2 = 1.0 - beta2.powi(step);
+    for i in 0..param.len() {
+        let g = grad[i] / grad_scale;
+        exp_avg[i] = beta1 * exp_avg[i] + (1.0 - beta1) * g;
+        exp_avg_sq[i] = beta2 * exp_avg_sq[i] + (1.0 - beta2) * g * g;
+        let denom = (exp_avg_sq[i] / bias2).sqrt() + eps;
+        param[i] -= lr * (exp_avg[i] / bias1) / denom;
+    }
+}

@@ -11,12 +11,13 @@
 //! the naive version's; double backward is not supported. Half-precision logits are reduced in
 //! f32 and give f32 results (f64 gives f64); the gradient has the logits' kind.
 
-use std::ffi::{CStr, c_char};
+use std::ffi::c_char;
 
 use tch::{Kind, Tensor};
 use torch_sys::C_tensor;
 
 use super::checks::require_float;
+use super::ffi_result;
 use crate::error::{Error, Result, shape_error};
 
 /// Elements (chunk × V) per chunk by default: 4 MiB of f32 temporaries per live buffer.
@@ -55,17 +56,10 @@ unsafe extern "C" {
 /// valid C string (and `out` was not written), or `error` is null and `out` is a tensor the
 /// caller now owns.
 unsafe fn take_result(error: *const c_char, out: *mut C_tensor) -> Result<Tensor> {
-    if error.is_null() {
-        // SAFETY: on success the C++ side stored a heap-allocated tensor that nobody else owns.
-        Ok(unsafe { Tensor::from_ptr(out) })
-    } else {
-        // SAFETY: the message is a NUL-terminated thread-local string, valid until the next call
-        // on this thread; it is copied at once.
-        let message = unsafe { CStr::from_ptr(error) }
-            .to_string_lossy()
-            .into_owned();
-        Err(Error::Torch(tch::TchError::Torch(message)))
-    }
+    // SAFETY: `error` comes from the call that produced `out` (the caller's promise).
+    unsafe { ffi_result(error) }?;
+    // SAFETY: on success the C++ side stored a heap-allocated tensor that nobody else owns.
+    Ok(unsafe { Tensor::from_ptr(out) })
 }
 
 /// Logits as `[B, T, V]` (a 2-D `[T, V]` gains a batch of 1) and the number of dimensions to
