@@ -279,10 +279,11 @@ impl Optimiser {
     }
 
     /// Backward of `loss`, clipping, one Adam step; returns the gradient norm before clipping.
+    /// The gradients go straight to the step (autograd's `grad`, not the parameters' `.grad`),
+    /// so nothing is zeroed or accumulated.
     pub fn step(&mut self, loss: &Tensor) -> Result<f64> {
-        self.zero_grad()?;
-        loss.f_backward()?;
-        self.update()
+        let grads = Tensor::f_run_backward(&[loss], &self.params, false, false)?;
+        self.apply(grads)
     }
 
     /// Zeroes the gradients (before a backward whose gradients [`Self::update`] applies).
@@ -296,53 +297,59 @@ impl Optimiser {
         Ok(())
     }
 
-    /// Clipping and one Adam step with the gradients accumulated since [`Self::zero_grad`];
-    /// returns the gradient norm before clipping (an error, and no step, when it is not finite).
+    /// Clipping and one Adam step with the gradients accumulated in the parameters' `.grad`
+    /// since [`Self::zero_grad`]; returns the gradient norm before clipping (an error, and no
+    /// step, when it is not finite). The step divides the gradients by the clipping factor in
+    /// place: read them before, if at all.
     pub fn update(&mut self) -> Result<f64> {
+        let grads = self.params.iter().map(Tensor::grad).collect();
+        self.apply(grads)
+    }
+
+    /// Clipping (as `torch.nn.utils.clip_grad_norm_`) and one step of `torch.optim.Adam` with
+    /// `grads`, one per parameter (undefined counts as zero), through the fused kernel.
+    fn apply(&mut self, grads: Vec<Tensor>) -> Result<f64> {
         tch::no_grad(|| -> Result<f64> {
-            let grads: Vec<Tensor> = self
-                .params
-                .iter()
-                .map(|p| {
-                    let g = p.grad();
-                    if g.defined() { g } else { p.zeros_like() }
+            let grads = grads
+                .into_iter()
+                .zip(&self.params)
+                .map(|(g, p)| {
+                    Ok(if g.defined() {
+                        g.f_contiguous()?
+                    } else {
+                        p.zeros_like()
+                    })
                 })
-                .collect();
-            let mut squares = Tensor::f_zeros([], (Kind::Float, self.params[0].device()))?;
-            for g in &grads {
-                squares = squares.f_add(&g.f_square()?.f_sum(Kind::Float)?)?;
-            }
-            let norm = squares.f_sqrt()?.f_double_value(&[])?;
+                .collect::<Result<Vec<_>>>()?;
+            let norms = grads
+                .iter()
+                .map(|g| g.f_norm())
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let norm = if norms.is_empty() {
+                0.0
+            } else {
+                Tensor::f_stack(&norms, 0)?.f_norm()?.f_double_value(&[])?
+            };
             if !norm.is_finite() {
                 return Err(Error::Diverged(format!("gradient norm is {norm}")));
             }
             let clip = (self.max_grad_norm / (norm + 1e-6)).min(1.0);
             self.steps += 1;
-            let (b1, b2) = (0.9f64, 0.999f64);
-            let bias1 = 1.0 - b1.powi(self.steps);
-            let bias2 = 1.0 - b2.powi(self.steps);
-            for (((p, g), m), v) in self
-                .params
-                .iter()
-                .zip(&grads)
-                .zip(&mut self.exp_avg)
-                .zip(&mut self.exp_avg_sq)
-            {
-                let g = if clip < 1.0 {
-                    g.f_mul_scalar(clip)?
-                } else {
-                    g.shallow_clone()
-                };
-                let _ = m.f_lerp_(&g, 1.0 - b1)?;
-                let _ = v.f_mul_scalar_(b2)?;
-                let _ = v.f_add_(&g.f_square()?.f_mul_scalar(1.0 - b2)?)?;
-                let denom = v
-                    .f_sqrt()?
-                    .f_div_scalar(bias2.sqrt())?
-                    .f_add_scalar(self.eps)?;
-                let update = m.f_div(&denom)?.f_mul_scalar(self.learning_rate / bias1)?;
-                let _ = p.shallow_clone().f_sub_(&update)?;
-            }
+            let hyper = hone_kernels::Adam {
+                lr: self.learning_rate,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: self.eps,
+            };
+            hone_kernels::adam_step(
+                &self.params,
+                &grads,
+                &self.exp_avg,
+                &self.exp_avg_sq,
+                i64::from(self.steps),
+                hyper,
+                1.0 / clip,
+            )?;
             Ok(norm)
         })
     }
@@ -392,7 +399,11 @@ impl Optimiser {
                         format!("has shape {:?}, expected {:?}", t.size(), p.size()),
                     ));
                 }
-                loaded.push(t.f_to_kind(Kind::Float)?.f_to_device(p.device())?);
+                loaded.push(
+                    t.f_to_kind(Kind::Float)?
+                        .f_to_device(p.device())?
+                        .f_contiguous()?,
+                );
             }
         }
         let mut loaded = loaded.into_iter();
@@ -754,53 +765,71 @@ mod tests {
         assert!(err.starts_with("d.jsonl:3:"), "{err}");
     }
 
-    /// torch.optim.Adam after clip_grad_norm_, written out in f64 over all parameters.
+    /// torch.optim.Adam after clip_grad_norm_, in f64 over all parameters (clipping as a scale
+    /// of the naive Adam step of hone-kernels).
     fn reference_adam(p: &mut [f64], grads: &[Vec<f64>], lr: f64, eps: f64, max_norm: f64) {
-        let (b1, b2) = (0.9f64, 0.999f64);
         let mut m = vec![0.0; p.len()];
         let mut v = vec![0.0; p.len()];
         for (t, g) in grads.iter().enumerate() {
-            let t = t as i32 + 1;
             let norm = g.iter().map(|x| x * x).sum::<f64>().sqrt();
             let clip = (max_norm / (norm + 1e-6)).min(1.0);
-            for i in 0..p.len() {
-                let gi = g[i] * clip;
-                m[i] = b1 * m[i] + (1.0 - b1) * gi;
-                v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
-                let denom = (v[i] / (1.0 - b2.powi(t))).sqrt() + eps;
-                p[i] -= lr / (1.0 - b1.powi(t)) * m[i] / denom;
-            }
+            let hyper = (lr, 0.9, 0.999, eps);
+            hone_kernels::reference::adam_step(
+                p,
+                g,
+                &mut m,
+                &mut v,
+                t as i32 + 1,
+                hyper,
+                1.0 / clip,
+            );
         }
     }
 
+    /// Both ways of taking a step: `step(loss)` (autograd's gradients straight to the step) and
+    /// `zero_grad`, `backward`, `update` (the parameters' accumulated `.grad`, as PPO-RLHF does).
     #[test]
     fn optimiser_matches_clipped_adam() {
-        let start = [0.5f32, -1.5, 2.0, 0.25];
-        let named = vec![
-            ("a".to_owned(), Tensor::from_slice(&start[..3])),
-            ("b".to_owned(), Tensor::from_slice(&start[3..])),
-        ];
-        let (mut opt, leaves) = Optimiser::new(named, Device::Cpu, 3e-2, 1e-8, 0.5).unwrap();
-        // The first gradient (norm ~0.39) is not clipped, the others are.
-        let grads = vec![
-            vec![0.1, -0.2, 0.3, 0.05],
-            vec![-0.5, 0.4, 1e-3, 2.0],
-            vec![2.0, 0.0, -0.7, -1.0],
-        ];
-        for g in &grads {
-            let g32: Vec<f32> = g.iter().map(|&x| x as f32).collect();
-            let loss = (&leaves["a"] * Tensor::from_slice(&g32[..3])).sum(Kind::Float)
-                + (&leaves["b"] * Tensor::from_slice(&g32[3..])).sum(Kind::Float);
-            let norm = opt.step(&loss).unwrap();
-            let want_norm = g.iter().map(|x| x * x).sum::<f64>().sqrt();
-            assert!((norm - want_norm).abs() < 1e-5);
-        }
-        let mut want: Vec<f64> = start.iter().map(|&x| x as f64).collect();
-        reference_adam(&mut want, &grads, 3e-2, 1e-8, 0.5);
-        let mut got = Vec::<f32>::try_from(leaves["a"].detach()).unwrap();
-        got.extend(Vec::<f32>::try_from(leaves["b"].detach()).unwrap());
-        for (g, w) in got.iter().zip(&want) {
-            assert!((*g as f64 - w).abs() < 1e-5, "got {got:?}, want {want:?}");
+        for accumulate in [false, true] {
+            let start = [0.5f32, -1.5, 2.0, 0.25];
+            let named = vec![
+                ("a".to_owned(), Tensor::from_slice(&start[..3])),
+                ("b".to_owned(), Tensor::from_slice(&start[3..])),
+            ];
+            let (mut opt, leaves) = Optimiser::new(named, Device::Cpu, 3e-2, 1e-8, 0.5).unwrap();
+            // The first gradient (norm ~0.39) is not clipped, the others are.
+            let grads = vec![
+                vec![0.1, -0.2, 0.3, 0.05],
+                vec![-0.5, 0.4, 1e-3, 2.0],
+                vec![2.0, 0.0, -0.7, -1.0],
+            ];
+            for g in &grads {
+                let g32: Vec<f32> = g.iter().map(|&x| x as f32).collect();
+                let loss = |from: usize, to: usize, leaf: &str| {
+                    (&leaves[leaf] * Tensor::from_slice(&g32[from..to])).sum(Kind::Float)
+                };
+                let norm = if accumulate {
+                    opt.zero_grad().unwrap();
+                    // Two backward passes summed in `.grad`.
+                    loss(0, 3, "a").backward();
+                    loss(3, 4, "b").backward();
+                    opt.update().unwrap()
+                } else {
+                    opt.step(&(loss(0, 3, "a") + loss(3, 4, "b"))).unwrap()
+                };
+                let want_norm = g.iter().map(|x| x * x).sum::<f64>().sqrt();
+                assert!((norm - want_norm).abs() < 1e-5, "{norm} vs {want_norm}");
+            }
+            let mut want: Vec<f64> = start.iter().map(|&x| x as f64).collect();
+            reference_adam(&mut want, &grads, 3e-2, 1e-8, 0.5);
+            let mut got = Vec::<f32>::try_from(leaves["a"].detach()).unwrap();
+            got.extend(Vec::<f32>::try_from(leaves["b"].detach()).unwrap());
+            for (g, w) in got.iter().zip(&want) {
+                assert!(
+                    (*g as f64 - w).abs() < 1e-5,
+                    "accumulate {accumulate}: got {got:?}, want {want:?}"
+                );
+            }
         }
     }
 
