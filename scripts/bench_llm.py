@@ -98,15 +98,32 @@ def main(path, threads):
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-5, eps=1e-8)
     ids = torch.randint(3, vocab, (8, 256), device=DEVICE)
 
+    # Each step's three phases are timed too (forward with the loss, backward, clipping with
+    # Adam), to set beside hone's (rlhf/examples/llm_speed.rs prints the same fields).
+    phases = []
+
     def step():
+        laps = [time.perf_counter()]
+
+        def split():
+            sync()
+            laps.append(time.perf_counter())
+
         optimiser.zero_grad()
         loss = model(input_ids=ids, labels=ids).loss
+        split()
         loss.backward()
+        split()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimiser.step()
+        split()
+        phases.append([b - a for a, b in zip(laps, laps[1:])])
 
     s = timed(2, step)
-    print(json.dumps({"what": "sft_step", "batch": 8, "seq": 256, "seconds": s}))
+    # The mean over the timed steps (the first is the warm-up).
+    mean = [round(statistics.mean(p), 3) for p in zip(*phases[1:])]
+    print(json.dumps({"what": "sft_step", "batch": 8, "seq": 256, "seconds": s,
+                      **dict(zip(("forward", "backward", "update"), mean))}))
 
 
 if __name__ == "__main__":

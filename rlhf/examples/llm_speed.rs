@@ -127,10 +127,34 @@ fn main() -> hone_rlhf::Result<()> {
     model.set_parameters(views, "speed test")?;
     let ids = tokens(8, 256, vocab, device);
     let mask = ids.ones_like();
+    // Each step's three phases are timed too (forward with the loss, backward, clipping with
+    // Adam), to set beside transformers' (scripts/bench_llm.py prints the same fields).
+    let mut phases = Vec::new();
     let seconds = time(device, 2, true, || {
+        let mut lap = Instant::now();
+        let mut split = || {
+            placement::synchronize(device);
+            let s = lap.elapsed().as_secs_f64();
+            lap = Instant::now();
+            s
+        };
         let loss = sft_loss(&model, &ids, &mask, &mask).unwrap();
-        optimiser.step(&loss).unwrap();
+        let forward = split();
+        optimiser.zero_grad().unwrap();
+        loss.backward();
+        let backward = split();
+        optimiser.update().unwrap();
+        phases.push([forward, backward, split()]);
     });
-    println!("{{\"what\": \"sft_step\", \"batch\": 8, \"seq\": 256, \"seconds\": {seconds:.3}}}");
+    // The mean over the timed steps (the first is the warm-up).
+    let timed = &phases[1..];
+    let [forward, backward, update] = timed
+        .iter()
+        .fold([0.0; 3], |a, p| [a[0] + p[0], a[1] + p[1], a[2] + p[2]])
+        .map(|s| s / timed.len() as f64);
+    println!(
+        "{{\"what\": \"sft_step\", \"batch\": 8, \"seq\": 256, \"seconds\": {seconds:.3}, \
+         \"forward\": {forward:.3}, \"backward\": {backward:.3}, \"update\": {update:.3}}}"
+    );
     Ok(())
 }
