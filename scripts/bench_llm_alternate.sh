@@ -40,6 +40,10 @@ else:
 print(f"{header:<10}{'hone':>10}{'transformers':>14}{'hone faster':>13}")
 for name, f in (("best", best), ("median", statistics.median)):
     print(f"{name:<10}{f(hone):>10.2f}{f(hf):>14.2f}{faster(f(hone), f(hf)):>12.2f}x")
+if mode == "sft":
+    for phase in ("forward", "backward", "update"):
+        side = [statistics.median(r[phase] for r in map(json.loads, open(p))) for p in sys.argv[1:3]]
+        print(f"{phase:<10}{side[0]:>10.2f}{side[1]:>14.2f}{side[1] / side[0]:>12.2f}x  (median)")
 print("hone runs:", " ".join(f"{x:.1f}" for x in hone))
 print("transformers runs:", " ".join(f"{x:.1f}" for x in hf))
 PY

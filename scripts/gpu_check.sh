@@ -6,10 +6,12 @@
 #      as target/release/hone-trainer-tests); CartPole-v1 (configs/ppo_cartpole_fast.toml, to
 #      the end) and Pendulum-v1 (configs/ppo_pendulum.toml, the first PENDULUM_STEPS steps): SPS
 #      and evaluation returns;
-#   3. the LLM core on CUDA in f32 and bf16: a seeded random checkpoint of SmolLM2-135M's shape,
-#      made there by transformers (nothing is downloaded); hone's logits and greedy tokens
-#      against transformers' on the same device and dtype (llm_parity); prefill and generation
-#      tokens/s and one SFT step, hone (llm_speed) and transformers (bench_llm.py) side by side.
+#   3. the LLM core on CUDA: the fused Adam step against the naive one (a hone-kernels test,
+#      carried as target/release/hone-kernels-tests); in f32 and bf16, a seeded random
+#      checkpoint of SmolLM2-135M's shape, made there by transformers (nothing is downloaded);
+#      hone's logits and greedy tokens against transformers' on the same device and dtype
+#      (llm_parity); prefill and generation tokens/s and one SFT step, hone (llm_speed) and
+#      transformers (bench_llm.py) side by side.
 #
 #   bash scripts/gpu_check.sh --build            here: build what the check runs
 #   bash scripts/gpu_check.sh [out_dir]          there (a machine with CUDA)
@@ -29,6 +31,10 @@ if [ "${1:-}" = "--build" ]; then
   tests=$(cargo test --release -p hone-trainer --lib --no-run 2>&1 |
     sed -n 's/.*Executable unittests src\/lib.rs (\(.*\))/\1/p')
   cp "$tests" target/release/hone-trainer-tests
+  # The kernels' tests, likewise: the fused Adam step (the LLM optimiser's) on CUDA.
+  tests=$(cargo test --release -p hone-kernels --test tests --no-run 2>&1 |
+    sed -n 's/.*Executable tests\/tests.rs (\(.*\))/\1/p')
+  cp "$tests" target/release/hone-kernels-tests
   exit 0
 fi
 
@@ -53,7 +59,8 @@ torch_lib=$("$python" -c 'import os, torch; print(os.path.join(os.path.dirname(t
 }
 export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 for binary in target/release/hone target/release/hone-core target/release/examples/llm_parity \
-  target/release/examples/llm_speed target/release/hone-trainer-tests; do
+  target/release/examples/llm_speed target/release/hone-trainer-tests \
+  target/release/hone-kernels-tests; do
   [ -x "$binary" ] || { echo "gpu_check: $binary is missing: run scripts/gpu_check.sh --build" >&2; exit 1; }
 done
 
@@ -85,7 +92,12 @@ step ppo_cartpole target/release/hone train --env CartPole-v1 --config configs/p
 step ppo_pendulum target/release/hone train --env Pendulum-v1 --config configs/ppo_pendulum.toml \
   --device "$device" --total-steps "$pendulum_steps" --no-tui --runs-dir "$out/runs" --name pendulum
 
-# Issue 7: parity with transformers and speed, f32 and bf16.
+# Issue 7: the fused Adam step of the LLM optimiser on CUDA, then parity with transformers and
+# speed, f32 and bf16.
+if [ "$device" = cuda ]; then
+  step adam_cuda target/release/hone-kernels-tests --ignored --exact \
+    adam::the_fused_step_matches_the_naive_adam_on_cuda
+fi
 model="$out/smollm2-shaped"
 step make_model "$python" scripts/llm_reference.py smollm2-shaped "$model"
 for dtype in f32 bf16; do
@@ -127,7 +139,9 @@ for dtype in ("f32", "bf16"):
         what, batch, cache = key
         a, b = hone[key], hf[key]
         if what == "sft_step":
-            print(f"{dtype} SFT step 8x256 (f32): hone {a['seconds']:.3f} s, transformers {b['seconds']:.3f} s")
+            phases = lambda r: "/".join(f"{r.get(p, float('nan')):.3f}" for p in ("forward", "backward", "update"))
+            print(f"{dtype} SFT step 8x256 (f32): hone {a['seconds']:.3f} s, transformers {b['seconds']:.3f} s; "
+                  f"forward/backward/update hone {phases(a)}, transformers {phases(b)}")
         else:
             label = what + f" b={batch}" + ("" if cache is None else (" cache" if cache else " no cache"))
             print(f"{dtype} {label}: hone {a['tokens_per_s']:.0f} tok/s, transformers {b['tokens_per_s']:.0f} tok/s, "

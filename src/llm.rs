@@ -12,8 +12,10 @@ use hone_rlhf::{GenerateConfig, generate, left_pad};
 use hone_trainer::run_dir::RunDir;
 use tch::Kind;
 
-/// libtorch intra-op threads: the flag, else every core.
-pub(crate) fn set_threads(threads: Option<usize>) -> Result<()> {
+/// The LLM commands' libtorch set-up: intra-op threads (the flag, else every core), and malloc
+/// keeping freed memory for the next step's tensors (`hone_rlhf::memory`).
+pub(crate) fn set_up_libtorch(threads: Option<usize>) -> Result<()> {
+    hone_rlhf::memory::keep_freed_memory();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = threads.unwrap_or(cores);
     if threads == 0 {
@@ -99,7 +101,7 @@ fn parse_kind(text: &str) -> Result<Kind> {
 }
 
 pub fn run_generate(args: &GenerateArgs) -> Result<()> {
-    set_threads(args.threads)?;
+    set_up_libtorch(args.threads)?;
     let device = parse_device(&args.device)?;
     let ckpt = Checkpoint::load(&args.model, device, parse_kind(&args.dtype)?)?;
     let tokenizer = ckpt.tokenizer()?;
@@ -232,7 +234,7 @@ fn print_step(report: &StepReport) {
 
 /// `hone sft` (`reward_model` false) and `hone rm`.
 pub fn run_training(args: &TrainArgs, reward_model: bool) -> Result<()> {
-    set_threads(args.threads)?;
+    set_up_libtorch(args.threads)?;
     let config: TrainConfig =
         hone_trainer::config::resolve(&TrainConfig::default(), args.config.as_deref(), &args.sets)?;
     config.validate()?;

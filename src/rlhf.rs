@@ -166,7 +166,7 @@ pub fn print_message(message: &RunMessage) {
 }
 
 fn run_file(args: &RunArgs) -> Result<()> {
-    crate::llm::set_threads(args.threads)?;
+    crate::llm::set_up_libtorch(args.threads)?;
     let (run, config, resume) = match &args.resume {
         Some(dir) => {
             let run = RunDir::open(dir)?;
@@ -315,7 +315,7 @@ pub fn run_sharpen(command: &SharpenCommand) -> Result<()> {
     use hone_rlhf::run::{Prompts, Tokens, greedy_accuracy};
     use hone_rlhf::sharpen::{accuracy_vs_n, sample_candidates};
     use hone_rlhf::tasks::Rule;
-    crate::llm::set_threads(args.threads)?;
+    crate::llm::set_up_libtorch(args.threads)?;
     let rule = match args.rule.as_str() {
         "exact_match" => Rule::ExactMatch,
         "last_number" => Rule::LastNumber,

@@ -16,12 +16,12 @@ fn tuple(h: Adam) -> (f64, f64, f64, f64) {
     (h.lr, h.beta1, h.beta2, h.eps)
 }
 
-fn run(kind: Kind, tol: f64) {
+fn run(kind: Kind, device: Device, tol: f64) {
     let shapes: [&[i64]; 4] = [&[3, 5], &[7], &[2, 3, 4], &[0, 4]];
     tch::manual_seed(3);
     let params: Vec<Tensor> = shapes
         .iter()
-        .map(|s| Tensor::randn(*s, (kind, Device::Cpu)))
+        .map(|s| Tensor::randn(*s, (kind, device)))
         .collect();
     let zeros = || params.iter().map(Tensor::zeros_like).collect::<Vec<_>>();
     let (m, v) = (zeros(), zeros());
@@ -78,12 +78,22 @@ fn run(kind: Kind, tol: f64) {
 
 #[test]
 fn the_fused_step_matches_the_naive_adam_in_f32() {
-    run(Kind::Float, 1e-6);
+    run(Kind::Float, Device::Cpu, 1e-6);
 }
 
 #[test]
 fn the_fused_step_matches_the_naive_adam_in_f64() {
-    run(Kind::Double, 1e-12);
+    run(Kind::Double, Device::Cpu, 1e-12);
+}
+
+/// libtorch's CUDA kernel behind the same call (the step count and the clipping scale are made
+/// on the parameters' device).
+#[test]
+#[ignore = "needs a CUDA device (scripts/gpu_check.sh runs it on a GPU machine)"]
+fn the_fused_step_matches_the_naive_adam_on_cuda() {
+    assert!(tch::Cuda::is_available(), "no CUDA device");
+    run(Kind::Float, Device::Cuda(0), 1e-6);
+    run(Kind::Double, Device::Cuda(0), 1e-12);
 }
 
 #[test]

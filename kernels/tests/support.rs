@@ -24,7 +24,10 @@ pub fn assert_all_close(what: &str, got: &[f64], want: &[f64], tol: f64) {
 }
 
 pub fn to_f64(tensor: &Tensor) -> Vec<f64> {
-    let flat = tensor.to_kind(Kind::Double).reshape([-1]);
+    let flat = tensor
+        .to_device(tch::Device::Cpu)
+        .to_kind(Kind::Double)
+        .reshape([-1]);
     Vec::<f64>::try_from(&flat).expect("a 1-D f64 tensor converts")
 }
 

@@ -26,9 +26,16 @@ const PROMPT: i64 = 64;
 const NEW_TOKENS: i64 = 32;
 const GEN8_RUNS: usize = 4;
 
+/// The median as Python's `statistics.median` takes it (the mean of the middle two for an even
+/// count), so that both sides of the table summarise their runs alike.
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
 }
 
 /// Median seconds of `runs` calls, after one warm-up call when `warm_up`, each call's queued
@@ -64,6 +71,8 @@ fn main() -> hone_rlhf::Result<()> {
     );
     let threads: i32 = args.get(2).and_then(|t| t.parse().ok()).unwrap_or(2);
     tch::set_num_threads(threads);
+    // As the hone commands do (HONE_KEEP_FREED_MEMORY=0 measures without it).
+    hone_rlhf::memory::keep_freed_memory();
     tch::manual_seed(0);
     let ckpt = Checkpoint::load(&dir, device, placement.kind)?;
     let model = &ckpt.model;
@@ -140,11 +149,11 @@ fn main() -> hone_rlhf::Result<()> {
         };
         let loss = sft_loss(&model, &ids, &mask, &mask).unwrap();
         let forward = split();
-        optimiser.zero_grad().unwrap();
-        loss.backward();
+        let grads = optimiser.gradients(&loss).unwrap();
         let backward = split();
-        optimiser.update().unwrap();
-        phases.push([forward, backward, split()]);
+        optimiser.apply(grads).unwrap();
+        let update = split();
+        phases.push([forward, backward, update]);
     });
     // The mean over the timed steps (the first is the warm-up).
     let timed = &phases[1..];

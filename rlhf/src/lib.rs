@@ -7,6 +7,7 @@ pub mod error;
 pub mod generate;
 pub mod gguf;
 pub mod init;
+pub mod memory;
 pub mod model;
 pub mod ppo;
 pub mod remax;

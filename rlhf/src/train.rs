@@ -282,8 +282,15 @@ impl Optimiser {
     /// The gradients go straight to the step (autograd's `grad`, not the parameters' `.grad`),
     /// so nothing is zeroed or accumulated.
     pub fn step(&mut self, loss: &Tensor) -> Result<f64> {
-        let grads = Tensor::f_run_backward(&[loss], &self.params, false, false)?;
+        let grads = self.gradients(loss)?;
         self.apply(grads)
+    }
+
+    /// The gradients of `loss` with respect to the parameters, one per parameter (undefined
+    /// where the loss does not depend on it), for [`Self::apply`]; the parameters' `.grad` is
+    /// left alone.
+    pub fn gradients(&self, loss: &Tensor) -> Result<Vec<Tensor>> {
+        Ok(Tensor::f_run_backward(&[loss], &self.params, false, false)?)
     }
 
     /// Zeroes the gradients (before a backward whose gradients [`Self::update`] applies).
@@ -307,8 +314,10 @@ impl Optimiser {
     }
 
     /// Clipping (as `torch.nn.utils.clip_grad_norm_`) and one step of `torch.optim.Adam` with
-    /// `grads`, one per parameter (undefined counts as zero), through the fused kernel.
-    fn apply(&mut self, grads: Vec<Tensor>) -> Result<f64> {
+    /// `grads`, one per parameter (undefined counts as zero), through the fused kernel;
+    /// returns the gradient norm before clipping. The gradients are divided by the clipping
+    /// factor in place.
+    pub fn apply(&mut self, grads: Vec<Tensor>) -> Result<f64> {
         tch::no_grad(|| -> Result<f64> {
             let grads = grads
                 .into_iter()

@@ -124,7 +124,7 @@ struct StageResult {
 }
 
 pub fn run(args: &DemoArgs) -> Result<()> {
-    crate::llm::set_threads(Some(args.threads))?;
+    crate::llm::set_up_libtorch(Some(args.threads))?;
     let scale = if args.quick {
         Scale::quick()
     } else {
