@@ -87,13 +87,16 @@ fn the_fused_step_matches_the_naive_adam_in_f64() {
 }
 
 /// libtorch's CUDA kernel behind the same call (the step count and the clipping scale are made
-/// on the parameters' device).
+/// on the parameters' device). In f32 it rounds beta2 to f32 before taking `1 - beta2`:
+/// 0.999f32 is 0.99900001, so the second moment's weight 0.001 carries a relative error of
+/// 1.3e-5 (measured on an H200: 1.29e-5 on `exp_avg_sq`), as `torch.optim.Adam(fused=True)`
+/// does on CUDA; hence 3e-5 there.
 #[test]
 #[ignore = "needs a CUDA device (scripts/gpu_check.sh runs it on a GPU machine)"]
 fn the_fused_step_matches_the_naive_adam_on_cuda() {
     assert!(tch::Cuda::is_available(), "no CUDA device");
-    run(Kind::Float, Device::Cuda(0), 1e-6);
     run(Kind::Double, Device::Cuda(0), 1e-12);
+    run(Kind::Float, Device::Cuda(0), 3e-5);
 }
 
 #[test]
