@@ -15,7 +15,11 @@ use tch::Kind;
 /// The LLM commands' libtorch set-up: intra-op threads (the flag, else every core), and malloc
 /// keeping freed memory for the next step's tensors (`hone_rlhf::memory`).
 pub(crate) fn set_up_libtorch(threads: Option<usize>) -> Result<()> {
-    hone_rlhf::memory::keep_freed_memory();
+    let kept = hone_rlhf::memory::keep_freed_memory();
+    tracing::debug!(
+        kept,
+        "malloc keeps freed memory (HONE_KEEP_FREED_MEMORY=0 turns it off)"
+    );
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = threads.unwrap_or(cores);
     if threads == 0 {

@@ -136,6 +136,14 @@ fn bad_inputs_are_errors_that_name_the_problem() {
     let ints = vec![Tensor::zeros([2, 3], (Kind::Int64, Device::Cpu))];
     let err = message(adam_step(&ints, &ints, &ints, &ints, 1, HYPER, 1.0));
     assert!(err.contains("params"), "{err}");
+    let err = message(adam_step(&params, &[Tensor::new()], &m, &v, 1, HYPER, 1.0));
+    assert!(err.contains("grads") && err.contains("undefined"), "{err}");
+    let infinite = Adam {
+        lr: f64::INFINITY,
+        ..HYPER
+    };
+    let err = message(adam_step(&params, &grads, &m, &v, 1, infinite, 1.0));
+    assert!(err.contains("lr"), "{err}");
     // Nothing moved: every failed call was refused before the step.
     for t in params.iter().chain(&m).chain(&v) {
         assert_eq!(t.abs().sum(Kind::Double).double_value(&[]), 0.0);

@@ -186,7 +186,11 @@ impl Checkpoint {
 pub fn load_model(dir: &Path, config: ModelConfig, device: Device, kind: Kind) -> Result<CausalLm> {
     let tensors = read_weights(dir)?;
     let name = dir.display().to_string();
-    CausalLm::from_weights(config, WeightSource::new(tensors, &name, device, kind))
+    let model = CausalLm::from_weights(config, WeightSource::new(tensors, &name, device, kind));
+    // The file buffers are freed by now; with freed memory kept (crate::memory) they would stay
+    // in the heap, which a model on the GPU never reuses.
+    crate::memory::release_free_memory();
+    model
 }
 
 fn dtype_name(kind: Kind) -> &'static str {

@@ -11,12 +11,14 @@
 /// The environment variable that turns [`keep_freed_memory`] off when set to `0`.
 pub const OPT_OUT: &str = "HONE_KEEP_FREED_MEMORY";
 
-/// Makes glibc's malloc serve large blocks from its heap (`M_MMAP_MAX = 0`), from the one main
-/// heap whichever thread asks (`M_ARENA_MAX = 1`: another thread's arena maps blocks beyond its
-/// 64 MiB heaps anyway), and never hand the heap's free top back to the kernel
-/// (`M_TRIM_THRESHOLD = -1`), so memory freed by one step is reused, already mapped, by the next. The cost: the process keeps its peak heap until it
-/// exits, which a training or generation run reaches again every step anyway. Call it before
-/// the large allocations; it does not move blocks already mapped. Returns whether the settings
+/// Makes glibc's malloc serve large blocks from its heap (`M_MMAP_MAX = 0`) and never hand the
+/// heap's free top back to the kernel (`M_TRIM_THRESHOLD = -1`), so memory freed by one step is
+/// reused, already mapped, by the next. This is the calling thread's arena, the main one when
+/// called from `main` (the hone commands run their steps there); another thread's arena still
+/// maps blocks beyond its 64 MiB heaps. The cost: freed memory stays with the process, up to
+/// its peak, until [`release_free_memory`] (which the checkpoint loader calls once the file
+/// buffers are freed) or exit; a CPU training step reaches that peak again anyway. Call it
+/// before the large allocations; blocks already mapped stay so. Returns whether the settings
 /// took effect: false off glibc, or when `HONE_KEEP_FREED_MEMORY=0`.
 pub fn keep_freed_memory() -> bool {
     if std::env::var(OPT_OUT).is_ok_and(|v| v == "0") {
@@ -25,17 +27,22 @@ pub fn keep_freed_memory() -> bool {
     set_malloc_options()
 }
 
+/// Hands the free memory malloc holds back to the kernel (`malloc_trim(0)`); a no-op off glibc.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory; no live allocation is touched.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn set_malloc_options() -> bool {
     // SAFETY: mallopt only changes malloc's tuning parameters, to documented values (mallopt(3):
-    // 0 disables mmap for large requests, 1 arena in all, -1 disables trimming).
-    [
-        (libc::M_ARENA_MAX, 1),
-        (libc::M_MMAP_MAX, 0),
-        (libc::M_TRIM_THRESHOLD, -1),
-    ]
-    .into_iter()
-    .all(|(option, value)| unsafe { libc::mallopt(option, value) } == 1)
+    // 0 disables mmap for large requests, -1 disables trimming).
+    [(libc::M_MMAP_MAX, 0), (libc::M_TRIM_THRESHOLD, -1)]
+        .into_iter()
+        .all(|(option, value)| unsafe { libc::mallopt(option, value) } == 1)
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]

@@ -89,9 +89,26 @@ impl TrainConfig {
         if self.max_length < 2 {
             return Err(bad("max_length", self.max_length.to_string(), "at least 2"));
         }
+        check_optimiser_settings(self.adam_eps, self.max_grad_norm)?;
         parse_device(&self.device)?;
         Ok(())
     }
+}
+
+/// `adam_eps` >= 0 and `max_grad_norm` > 0 (infinite: no clipping), as [`Optimiser`] needs.
+fn check_optimiser_settings(eps: f64, max_grad_norm: f64) -> Result<()> {
+    let bad = |name: &'static str, value: f64, expected: &str| Error::Parameter {
+        name,
+        value: value.to_string(),
+        expected: expected.to_owned(),
+    };
+    if !(eps >= 0.0 && eps.is_finite()) {
+        return Err(bad("adam_eps", eps, ">= 0"));
+    }
+    if max_grad_norm.is_nan() || max_grad_norm <= 0.0 {
+        return Err(bad("max_grad_norm", max_grad_norm, "> 0"));
+    }
+    Ok(())
 }
 
 /// `auto` (CUDA when available), `cpu`, `cuda`, `cuda:N`.
@@ -241,6 +258,14 @@ impl Optimiser {
         eps: f64,
         max_grad_norm: f64,
     ) -> Result<(Self, HashMap<String, Tensor>)> {
+        check_optimiser_settings(eps, max_grad_norm)?;
+        if !(learning_rate >= 0.0 && learning_rate.is_finite()) {
+            return Err(Error::Parameter {
+                name: "learning_rate",
+                value: learning_rate.to_string(),
+                expected: ">= 0".into(),
+            });
+        }
         let mut params = Vec::with_capacity(named.len());
         let mut names = Vec::with_capacity(named.len());
         let mut leaves = HashMap::with_capacity(named.len());
@@ -306,7 +331,7 @@ impl Optimiser {
 
     /// Clipping and one Adam step with the gradients accumulated in the parameters' `.grad`
     /// since [`Self::zero_grad`]; returns the gradient norm before clipping (an error, and no
-    /// step, when it is not finite). The step divides the gradients by the clipping factor in
+    /// step, when it is not finite). The step scales the gradients by the clipping factor in
     /// place: read them before, if at all.
     pub fn update(&mut self) -> Result<f64> {
         let grads = self.params.iter().map(Tensor::grad).collect();
@@ -314,20 +339,37 @@ impl Optimiser {
     }
 
     /// Clipping (as `torch.nn.utils.clip_grad_norm_`) and one step of `torch.optim.Adam` with
-    /// `grads`, one per parameter (undefined counts as zero), through the fused kernel;
-    /// returns the gradient norm before clipping. The gradients are divided by the clipping
-    /// factor in place.
+    /// `grads`, one per parameter, through the fused kernel; returns the gradient norm before
+    /// clipping. The gradients are scaled by the clipping factor in place. An undefined
+    /// gradient (a parameter the loss does not reach) counts as zero, so its moments decay and
+    /// their momentum still moves it, where `torch.optim.Adam` skips a parameter whose `.grad`
+    /// is `None`.
     pub fn apply(&mut self, grads: Vec<Tensor>) -> Result<f64> {
         tch::no_grad(|| -> Result<f64> {
+            if grads.len() != self.params.len() {
+                return Err(Error::Parameter {
+                    name: "gradients",
+                    value: grads.len().to_string(),
+                    expected: format!("one per parameter ({})", self.params.len()),
+                });
+            }
+            // Autograd may hand two parameters the same tensor (the gradient of `a + b`); the
+            // step scales each gradient in place, so each must have its own memory.
+            let mut seen = std::collections::HashSet::new();
             let grads = grads
                 .into_iter()
                 .zip(&self.params)
                 .map(|(g, p)| {
-                    Ok(if g.defined() {
-                        g.f_contiguous()?
-                    } else {
-                        p.zeros_like()
-                    })
+                    if !g.defined() {
+                        return Ok(p.zeros_like());
+                    }
+                    let g = g.f_contiguous()?;
+                    if seen.insert(g.data_ptr() as usize) {
+                        return Ok(g);
+                    }
+                    let mut own = g.f_empty_like()?;
+                    own.f_copy_(&g)?;
+                    Ok(own)
                 })
                 .collect::<Result<Vec<_>>>()?;
             let norms = grads
@@ -343,7 +385,6 @@ impl Optimiser {
                 return Err(Error::Diverged(format!("gradient norm is {norm}")));
             }
             let clip = (self.max_grad_norm / (norm + 1e-6)).min(1.0);
-            self.steps += 1;
             let hyper = hone_kernels::Adam {
                 lr: self.learning_rate,
                 beta1: 0.9,
@@ -355,10 +396,11 @@ impl Optimiser {
                 &grads,
                 &self.exp_avg,
                 &self.exp_avg_sq,
-                i64::from(self.steps),
+                i64::from(self.steps) + 1,
                 hyper,
                 1.0 / clip,
             )?;
+            self.steps += 1;
             Ok(norm)
         })
     }
@@ -839,6 +881,47 @@ mod tests {
                     "accumulate {accumulate}: got {got:?}, want {want:?}"
                 );
             }
+        }
+    }
+
+    /// Gradients as autograd hands them out: one tensor for two parameters (the gradient of
+    /// `a + b`), a broadcast one (stride 0, the gradient of `c.sum()`), and none at all for a
+    /// parameter the loss does not reach (a zero gradient, as `reference_adam` takes it). The
+    /// second step is clipped, so a gradient scaled twice in place would show.
+    #[test]
+    fn optimiser_takes_shared_broadcast_and_missing_gradients() {
+        let start = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+        let named = ["a", "b", "c", "u"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                (
+                    name.to_string(),
+                    Tensor::from_slice(&start[2 * i..2 * i + 2]),
+                )
+            })
+            .collect();
+        let (mut opt, leaves) = Optimiser::new(named, Device::Cpu, 0.1, 1e-8, 1.0).unwrap();
+        let mut grads = Vec::new();
+        for (w, k) in [(0.1f32, 0.2f32), (3.0, -2.0)] {
+            let shared = ((&leaves["a"] + &leaves["b"]) * Tensor::from_slice(&[w, 2.0 * w]))
+                .sum(Kind::Float);
+            let loss = shared + leaves["c"].sum(Kind::Float) * f64::from(k);
+            opt.step(&loss).unwrap();
+            let (w, k) = (f64::from(w), f64::from(k));
+            grads.push(vec![w, 2.0 * w, w, 2.0 * w, k, k, 0.0, 0.0]);
+        }
+        let mut want: Vec<f64> = start.iter().map(|&x| f64::from(x)).collect();
+        reference_adam(&mut want, &grads, 0.1, 1e-8, 1.0);
+        let got: Vec<f32> = ["a", "b", "c", "u"]
+            .iter()
+            .flat_map(|name| Vec::<f32>::try_from(leaves[*name].detach()).unwrap())
+            .collect();
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (f64::from(*g) - w).abs() < 1e-5,
+                "got {got:?}, want {want:?}"
+            );
         }
     }
 

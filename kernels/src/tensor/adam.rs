@@ -42,8 +42,10 @@ pub struct Adam {
 /// One Adam step, in place, of every `params[i]` with `grads[i] / grad_scale` and its moments
 /// `exp_avgs[i]`, `exp_avg_sqs[i]`; `step` is this step's number (1 for the first), which sets
 /// the bias corrections. Clipping the gradients by a factor `c` is `grad_scale = 1 / c`; the
-/// gradients are left divided by it. All tensors must be contiguous, of one floating kind and
-/// on one device, each gradient and moment the shape of its parameter.
+/// gradients are left divided by it, and the scale is applied as an f32 (libtorch's kernel
+/// reads it so, whatever the parameters' kind). All tensors must be defined, contiguous, of
+/// one floating kind and on one device, each gradient and moment the shape of its parameter,
+/// and no two may share memory (each is written in place).
 pub fn adam_step(
     params: &[Tensor],
     grads: &[Tensor],
@@ -74,7 +76,12 @@ pub fn adam_step(
         }
     };
     range("step", step as f64, step >= 1, "1..")?;
-    range("lr", hyper.lr, hyper.lr >= 0.0, "[0, inf)")?;
+    range(
+        "lr",
+        hyper.lr,
+        hyper.lr >= 0.0 && hyper.lr.is_finite(),
+        "[0, inf)",
+    )?;
     range(
         "beta1",
         hyper.beta1,
@@ -87,7 +94,12 @@ pub fn adam_step(
         (0.0..1.0).contains(&hyper.beta2),
         "[0, 1)",
     )?;
-    range("eps", hyper.eps, hyper.eps >= 0.0, "[0, inf)")?;
+    range(
+        "eps",
+        hyper.eps,
+        hyper.eps >= 0.0 && hyper.eps.is_finite(),
+        "[0, inf)",
+    )?;
     range(
         "grad_scale",
         grad_scale,
@@ -97,14 +109,22 @@ pub fn adam_step(
     let Some(first) = params.first() else {
         return Ok(());
     };
-    let (kind, device) = (require_float("params", first)?, first.device());
-    for (i, p) in params.iter().enumerate() {
-        for (what, t) in [
-            ("params", p),
+    let all = |i: usize| {
+        [
+            ("params", &params[i]),
             ("grads", &grads[i]),
             ("exp_avgs", &exp_avgs[i]),
             ("exp_avg_sqs", &exp_avg_sqs[i]),
-        ] {
+        ]
+    };
+    for (what, t) in (0..params.len()).flat_map(all) {
+        if !t.defined() {
+            return Err(shape_error(what, "defined tensors", "an undefined one"));
+        }
+    }
+    let (kind, device) = (require_float("params", first)?, first.device());
+    for (i, p) in params.iter().enumerate() {
+        for (what, t) in all(i) {
             require_same_shape(what, t, "its parameter", p)?;
             let got = t.f_kind()?;
             if got != kind {
