@@ -27,14 +27,18 @@ if [ "${1:-}" = "--build" ]; then
   set -e
   cargo build --release -p hone --bin hone --bin hone-core
   cargo build --release -p hone-rlhf --example llm_parity --example llm_speed
-  # The trainer's unit tests, under a fixed name to carry: the PPO gradient check on CUDA.
-  tests=$(cargo test --release -p hone-trainer --lib --no-run 2>&1 |
-    sed -n 's/.*Executable unittests src\/lib.rs (\(.*\))/\1/p')
-  cp "$tests" target/release/hone-trainer-tests
-  # The kernels' tests, likewise: the fused Adam step (the LLM optimiser's) on CUDA.
-  tests=$(cargo test --release -p hone-kernels --test tests --no-run 2>&1 |
-    sed -n 's/.*Executable tests\/tests.rs (\(.*\))/\1/p')
-  cp "$tests" target/release/hone-kernels-tests
+  # carry_tests NAME CARGO_TEST_ARGS...: builds a test binary and copies it to
+  # target/release/NAME, a fixed name to carry.
+  carry_tests() {
+    local name=$1
+    shift
+    cp "$(cargo test --release "$@" --no-run 2>&1 | sed -n 's/.*Executable .* (\(.*\))$/\1/p')" \
+      "target/release/$name"
+  }
+  # The trainer's unit tests (the PPO gradient check on CUDA) and the kernels' tests (the fused
+  # Adam step of the LLM optimiser on CUDA).
+  carry_tests hone-trainer-tests -p hone-trainer --lib
+  carry_tests hone-kernels-tests -p hone-kernels --test tests
   exit 0
 fi
 

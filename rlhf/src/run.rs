@@ -253,12 +253,7 @@ impl RunConfig {
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
             return Err(bad("learning_rate", self.learning_rate, "> 0"));
         }
-        if self.max_grad_norm.is_nan() || self.max_grad_norm <= 0.0 {
-            return Err(bad("max_grad_norm", self.max_grad_norm, "> 0"));
-        }
-        if !(self.adam_eps >= 0.0 && self.adam_eps.is_finite()) {
-            return Err(bad("adam_eps", self.adam_eps, ">= 0"));
-        }
+        crate::train::check_optimiser_settings(self.adam_eps, self.max_grad_norm)?;
         let g = &self.generation;
         if g.max_new_tokens < 1 {
             return Err(bad(

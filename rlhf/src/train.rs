@@ -96,7 +96,7 @@ impl TrainConfig {
 }
 
 /// `adam_eps` >= 0 and `max_grad_norm` > 0 (infinite: no clipping), as [`Optimiser`] needs.
-fn check_optimiser_settings(eps: f64, max_grad_norm: f64) -> Result<()> {
+pub(crate) fn check_optimiser_settings(eps: f64, max_grad_norm: f64) -> Result<()> {
     let bad = |name: &'static str, value: f64, expected: &str| Error::Parameter {
         name,
         value: value.to_string(),
