@@ -7,17 +7,29 @@
 # figures come from the machine in the same state: on a machine whose cores other work shares, the
 # speed of everything drifts by tens of percent over minutes. With --repeat N (default 1) the
 # grid runs N times; the summary gives, per cell, the median over the runs of the paired ratio
-# hone / envpool and of hone's share of its floor, and the best rate of each.
+# hone / envpool, of hone's share of its floor and of its rate over the other two references
+# (round-robin, concurrent: see envs/benches/mujoco.rs), and the best rate of each.
 #
 #   bash scripts/bench_mujoco.sh [--ms 1000] [--tasks Ant-v5,HalfCheetah-v5] [--envs 64,256]
 #                                [--threads 1,2] [--modes sync,async] [--repeat 3]
+#                                [--cpus 2,3] [--no-envpool] [--out DIR]
+#
+# --cpus runs both tools under `taskset -c` on those CPUs only: a quiet machine of that many
+# cores carved out of a larger one. --no-envpool times hone and its floor alone (on a machine
+# without envpool's virtual environment). --out keeps every cell's CSV files in DIR. With
+# HONE_MUJOCO_BENCH set to a built bench binary (envs/benches/mujoco.rs), the script runs it
+# instead of building one, on a machine without cargo.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 repeat=1 ms=1000 tasks=Ant-v5,HalfCheetah-v5 envs=64,256 threads=1,2 modes=sync,async
+cpus='' with_envpool=1 out=''
 while [ $# -gt 0 ]; do
+  if [ "$1" = --no-envpool ]; then with_envpool=0; shift; continue; fi
   [ $# -ge 2 ] || { echo "bench_mujoco: $1 needs a value" >&2; exit 2; }
   case "$1" in
+    --cpus) cpus=$2 ;;
+    --out) out=$2 ;;
     --repeat) repeat=$2 ;;
     --ms) ms=$2 ;;
     --tasks) tasks=$2 ;;
@@ -28,31 +40,49 @@ while [ $# -gt 0 ]; do
   esac
   shift 2
 done
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+if [ -n "$out" ]; then
+  mkdir -p "$out"
+  [ -z "$(ls -A "$out")" ] || { echo "bench_mujoco: --out $out is not empty" >&2; exit 2; }
+else
+  out=$(mktemp -d)
+  trap 'rm -rf "$out"' EXIT
+fi
+# The command prefix that keeps both tools on --cpus.
+pin=()
+if [ -n "$cpus" ]; then
+  command -v taskset >/dev/null || { echo "bench_mujoco: --cpus needs taskset (util-linux)" >&2; exit 2; }
+  taskset -c "$cpus" true || { echo "bench_mujoco: --cpus $cpus is not a CPU list taskset accepts here" >&2; exit 2; }
+  pin=(taskset -c "$cpus")
+fi
 
 # Build once; the cells then run the binary cargo reports.
-bench=$(cargo bench --quiet -p hone-envs --features mujoco --bench mujoco --no-run --message-format=json 2>/dev/null |
+if [ -n "${HONE_MUJOCO_BENCH:-}" ]; then
+  bench=$HONE_MUJOCO_BENCH
+else
+  bench=$(cargo bench --quiet -p hone-envs --features mujoco --bench mujoco --no-run --message-format=json 2>/dev/null |
   python3 -c 'import json, sys
 for line in sys.stdin:
     message = json.loads(line)
     if message.get("reason") == "compiler-artifact" and message.get("executable") and message["target"]["name"] == "mujoco":
         print(message["executable"])')
+fi
 [ -x "$bench" ] || { echo "bench_mujoco: could not build the mujoco bench" >&2; exit 1; }
 
 # One cell of run $run (task, mode, n envs, t threads, args) by each tool.
 hone() {
   printf '\n== run %s, %s %s %s envs %s threads: hone\n' "$run" "$task" "$mode" "$n" "$t"
-  "$bench" "${args[@]}" --csv "$out/hone-$run-$cell.csv" --floor-csv "$out/floor-$run-$cell.csv" >"$out/log"
+  "${pin[@]}" "$bench" "${args[@]}" --csv "$out/hone-$run-$cell.csv" --floor-csv "$out/floor-$run-$cell.csv" >"$out/log"
   grep -v '^load average' "$out/log" || true
 }
 envpool() {
+  [ "$with_envpool" = 1 ] || return 0
   printf '== run %s, %s %s %s envs %s threads: envpool\n' "$run" "$task" "$mode" "$n" "$t"
-  python3 scripts/bench_envpool.py "${args[@]}" --csv "$out/envpool-$run-$cell.csv" >"$out/log"
+  "${pin[@]}" python3 scripts/bench_envpool.py "${args[@]}" --csv "$out/envpool-$run-$cell.csv" >"$out/log"
   grep -v '^load average\|^envpool \|^task ' "$out/log" || true
 }
 
 printf 'load average at start: %s\n' "$(cat /proc/loadavg)"
+[ -z "$cpus" ] || printf 'both tools on CPUs %s only\n' "$cpus"
 IFS=, read -ra task_list <<<"$tasks"
 IFS=, read -ra mode_list <<<"$modes"
 IFS=, read -ra env_list <<<"$envs"
@@ -88,17 +118,20 @@ def rows(kind):
                 key = (row["task"], row["mode"], int(row["num_envs"]), int(row["num_threads"]))
                 table.setdefault(key, {})[run] = row
     return table
-hone, envpool, floor = rows("hone"), rows("envpool"), rows("floor")
+# hone's rate per cell is in its floor rows (steps_per_second), next to the references.
+envpool, floor = rows("envpool"), rows("floor")
 rate = lambda row: float(row["steps_per_second"])
-print(f"env-steps/s over {runs} run(s); ratio: median of the paired hone / envpool; floor: median of hone's share of its floor")
-print(f"{'task':<16} {'mode':<5} {'envs':>5} {'threads':>7} {'best hone':>10} {'best envpool':>12} {'ratio':>7} {'floor':>6} {'RR':>5} {'CPU eff':>7}")
-for key in sorted(hone, key=lambda k: (k[0], k[1] != "sync", k[2], k[3])):
-    paired = [rate(hone[key][r]) / rate(envpool[key][r]) for r in hone[key] if r in envpool.get(key, {})]
-    shares = [(float(f["steps_per_second"]) / float(f["floor"]), float(f["steps_per_second"]) / float(f["round_robin"]), float(f["cpu_efficiency"]))
+print(f"env-steps/s over {runs} run(s); ratio: median of the paired hone / envpool; floor: median of hone's share of its floor;")
+print("RR, conc: median of hone's rate over the round-robin and concurrent bare mj_step references")
+print(f"{'task':<16} {'mode':<5} {'envs':>5} {'threads':>7} {'best hone':>10} {'best envpool':>12} {'ratio':>7} {'floor':>6} {'RR':>5} {'conc':>5} {'CPU eff':>7}")
+for key in sorted(floor, key=lambda k: (k[0], k[1] != "sync", k[2], k[3])):
+    paired = [rate(floor[key][r]) / rate(envpool[key][r]) for r in floor[key] if r in envpool.get(key, {})]
+    shares = [(float(f["steps_per_second"]) / float(f["floor"]), float(f["steps_per_second"]) / float(f["round_robin"]),
+               float(f["steps_per_second"]) / float(f["concurrent"]), float(f["cpu_efficiency"]))
               for f in floor.get(key, {}).values()]
     best_envpool = max((rate(r) for r in envpool.get(key, {}).values()), default=float("nan"))
     median = lambda values: statistics.median(values) if values else float("nan")
-    print(f"{key[0]:<16} {key[1]:<5} {key[2]:>5} {key[3]:>7} {max(rate(r) for r in hone[key].values()):>10.0f} {best_envpool:>12.0f}"
-          f" {median(paired):>6.2f}x {100 * median([s[0] for s in shares]):>5.0f}% {100 * median([s[1] for s in shares]):>4.0f}%"
-          f" {100 * median([s[2] for s in shares]):>6.0f}%")
+    print(f"{key[0]:<16} {key[1]:<5} {key[2]:>5} {key[3]:>7} {max(rate(r) for r in floor[key].values()):>10.0f} {(f'{best_envpool:.0f}' if paired else '-'):>12}"
+          f" {(f'{median(paired):.2f}x' if paired else '-'):>7} {100 * median([s[0] for s in shares]):>5.0f}% {100 * median([s[1] for s in shares]):>4.0f}%"
+          f" {100 * median([s[2] for s in shares]):>4.0f}% {100 * median([s[3] for s in shares]):>6.0f}%")
 PY
