@@ -5,26 +5,15 @@
 //! agree to 1e-6 relative (with a tiny absolute floor for values near 0), the seeded initial
 //! states bit for bit, and the spaces exactly.
 
+use crate::recorded::{MAX_REPORTED, Reader, Replay, ResetKind, close};
 use hone_envs::rng::Pcg64;
 use hone_envs::{
     Acrobot, Action, CartPole, Env, MountainCar, MountainCarContinuous, Pendulum, Space,
 };
 
 const DATA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
-const RELATIVE_TOLERANCE: f64 = 1e-6;
-/// For values that are 0 up to rounding noise (e.g. a sine at a multiple of pi).
-const ABSOLUTE_FLOOR: f64 = 1e-9;
-/// Stop listing mismatches past this many (the first one of each episode is listed).
-const MAX_REPORTED: usize = 30;
 
 // ---- the recorded file format (see the docstring of scripts/record_gymnasium.py) ----
-
-#[derive(Debug, PartialEq)]
-enum ResetKind {
-    Seeded,
-    Continued,
-    SetState,
-}
 
 #[derive(Debug)]
 enum RecordedActions {
@@ -60,78 +49,11 @@ struct Recording {
     episodes: Vec<Episode>,
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    position: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, len: usize) -> &'a [u8] {
-        let end = self.position + len;
-        assert!(
-            end <= self.bytes.len(),
-            "recording truncated at byte {}",
-            self.position
-        );
-        let slice = &self.bytes[self.position..end];
-        self.position = end;
-        slice
-    }
-
-    fn array<const N: usize>(&mut self) -> [u8; N] {
-        self.take(N).try_into().expect("N bytes")
-    }
-
-    fn u8(&mut self) -> u8 {
-        self.take(1)[0]
-    }
-
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes(self.array())
-    }
-
-    fn u32(&mut self) -> usize {
-        u32::from_le_bytes(self.array()) as usize
-    }
-
-    fn u64(&mut self) -> u64 {
-        u64::from_le_bytes(self.array())
-    }
-
-    fn i64(&mut self) -> i64 {
-        i64::from_le_bytes(self.array())
-    }
-
-    fn f32(&mut self) -> f32 {
-        f32::from_le_bytes(self.array())
-    }
-
-    fn f64(&mut self) -> f64 {
-        f64::from_le_bytes(self.array())
-    }
-
-    fn f32s(&mut self, len: usize) -> Vec<f32> {
-        (0..len).map(|_| self.f32()).collect()
-    }
-
-    fn f64s(&mut self, len: usize) -> Vec<f64> {
-        (0..len).map(|_| self.f64()).collect()
-    }
-
-    fn text(&mut self) -> String {
-        let len = usize::from(self.u16());
-        String::from_utf8(self.take(len).to_vec()).expect("utf-8 text")
-    }
-}
-
 fn load(env_id: &str) -> Recording {
     let path = format!("{DATA_DIR}/{env_id}.bin");
     let bytes = std::fs::read(&path)
         .unwrap_or_else(|e| panic!("{path}: {e} (recorded by scripts/record_gymnasium.py)"));
-    let mut r = Reader {
-        bytes: &bytes,
-        position: 0,
-    };
+    let mut r = Reader::new(&bytes);
     assert_eq!(r.take(8), b"HONEREF1", "{path}: not a reference recording");
     let recorded_id = r.text();
     assert_eq!(recorded_id, env_id, "{path}: holds another environment");
@@ -163,12 +85,7 @@ fn load(env_id: &str) -> Recording {
     let episode_count = r.u32();
     let episodes = (0..episode_count)
         .map(|_| {
-            let kind = match r.u8() {
-                0 => ResetKind::Seeded,
-                1 => ResetKind::Continued,
-                2 => ResetKind::SetState,
-                kind => panic!("{path}: unknown reset kind {kind}"),
-            };
+            let kind = ResetKind::from_byte(r.u8(), &path);
             let seed = r.u64();
             let initial_state = r.f64s(state_len);
             let reset_obs = r.f32s(obs_len);
@@ -207,7 +124,7 @@ fn load(env_id: &str) -> Recording {
             }
         })
         .collect();
-    assert_eq!(r.position, bytes.len(), "{path}: trailing bytes");
+    r.assert_finished(&path);
     Recording {
         env_id: recorded_id,
         provenance,
@@ -246,47 +163,6 @@ replayable!(Acrobot, 4);
 replayable!(MountainCar, 2);
 replayable!(MountainCarContinuous, 2);
 replayable!(Pendulum, 2);
-
-fn close(expected: f64, actual: f64) -> bool {
-    if expected.is_infinite() || actual.is_infinite() {
-        return expected == actual;
-    }
-    (expected - actual).abs()
-        <= RELATIVE_TOLERANCE * expected.abs().max(actual.abs()) + ABSOLUTE_FLOOR
-}
-
-/// How the replay went; `mismatches` lists the first disagreement of each episode.
-#[derive(Default)]
-struct Replay {
-    mismatches: Vec<String>,
-    steps: usize,
-    values: usize,
-    bit_identical_values: usize,
-}
-
-impl Replay {
-    fn check(&mut self, where_: &str, field: &str, expected: f64, actual: f64) -> bool {
-        self.values += 1;
-        self.bit_identical_values += usize::from(expected.to_bits() == actual.to_bits());
-        if close(expected, actual) {
-            return true;
-        }
-        self.mismatches.push(format!(
-            "{where_}: {field}: gymnasium {expected:e}, hone {actual:e}"
-        ));
-        false
-    }
-
-    fn check_flag(&mut self, where_: &str, field: &str, expected: bool, actual: bool) -> bool {
-        if expected == actual {
-            return true;
-        }
-        self.mismatches.push(format!(
-            "{where_}: {field}: gymnasium {expected}, hone {actual}"
-        ));
-        false
-    }
-}
 
 fn replay<E: Replayable>(env_id: &str) -> Recording {
     let recording = load(env_id);
@@ -345,7 +221,7 @@ fn replay<E: Replayable>(env_id: &str) -> Recording {
                 continue;
             }
             for (i, (&expected, &actual)) in episode.reset_obs.iter().zip(&obs).enumerate() {
-                if !replay.check(
+                if !replay.check_exact(
                     &at("reset"),
                     &format!("obs[{i}]"),
                     expected.into(),
@@ -369,14 +245,14 @@ fn replay<E: Replayable>(env_id: &str) -> Recording {
             let expected_obs = &episode.obs[step * obs_len..(step + 1) * obs_len];
             let mut agree = true;
             for (i, (&expected, &actual)) in expected_obs.iter().zip(&obs).enumerate() {
-                agree &= replay.check(
+                agree &= replay.check_exact(
                     &where_,
                     &format!("obs[{i}]"),
                     expected.into(),
                     actual.into(),
                 );
             }
-            agree &= replay.check(&where_, "reward", episode.rewards[step], outcome.reward);
+            agree &= replay.check_exact(&where_, "reward", episode.rewards[step], outcome.reward);
             agree &= replay.check_flag(
                 &where_,
                 "terminated",
@@ -402,7 +278,7 @@ fn replay<E: Replayable>(env_id: &str) -> Recording {
             .zip(&env.internal_state())
             .enumerate()
         {
-            if !replay.check(&at("end"), &format!("state[{i}]"), expected, actual) {
+            if !replay.check_exact(&at("end"), &format!("state[{i}]"), expected, actual) {
                 break;
             }
         }
@@ -412,7 +288,7 @@ fn replay<E: Replayable>(env_id: &str) -> Recording {
         "{env_id}: {} episodes, {} steps, {} of {} compared values bit-identical (recorded with {})",
         recording.episodes.len(),
         replay.steps,
-        replay.bit_identical_values,
+        replay.exact,
         replay.values,
         recording.provenance
     );

@@ -12,6 +12,7 @@
 
 use std::time::Duration;
 
+use crate::recorded::{MAX_REPORTED, Reader, Replay, ResetKind};
 use hone_envs::mujoco::{
     Ant, Entry, HalfCheetah, Hopper, Humanoid, InvertedDoublePendulum, InvertedPendulum, MujocoEnv,
     Order, PhysicsWorkload, Pusher, Reacher, Swimmer, Task, Walker2d,
@@ -20,18 +21,8 @@ use hone_envs::rng::Pcg64;
 use hone_envs::{Action, AutoReset, Batch, Env, PoolConfig, Space, registry};
 
 const DATA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/mujoco");
-const RELATIVE_TOLERANCE: f64 = 1e-6;
-const ABSOLUTE_FLOOR: f64 = 1e-9;
-const MAX_REPORTED: usize = 30;
 
 // ---- the recorded file format (see the docstring of scripts/record_gymnasium_mujoco.py) ----
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum ResetKind {
-    Seeded,
-    Continued,
-    SetState,
-}
 
 #[derive(Debug)]
 struct Step {
@@ -70,58 +61,11 @@ struct Recording {
     episodes: Vec<Episode>,
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    position: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, len: usize) -> &'a [u8] {
-        let end = self.position + len;
-        assert!(
-            end <= self.bytes.len(),
-            "recording truncated at byte {}",
-            self.position
-        );
-        let slice = &self.bytes[self.position..end];
-        self.position = end;
-        slice
-    }
-    fn array<const N: usize>(&mut self) -> [u8; N] {
-        self.take(N).try_into().expect("N bytes")
-    }
-    fn u8(&mut self) -> u8 {
-        self.take(1)[0]
-    }
-    fn u16(&mut self) -> usize {
-        usize::from(u16::from_le_bytes(self.array()))
-    }
-    fn u32(&mut self) -> usize {
-        u32::from_le_bytes(self.array()) as usize
-    }
-    fn u64(&mut self) -> u64 {
-        u64::from_le_bytes(self.array())
-    }
-    fn f32s(&mut self, len: usize) -> Vec<f32> {
-        (0..len).map(|_| f32::from_le_bytes(self.array())).collect()
-    }
-    fn f64s(&mut self, len: usize) -> Vec<f64> {
-        (0..len).map(|_| f64::from_le_bytes(self.array())).collect()
-    }
-    fn text(&mut self) -> String {
-        let len = self.u16();
-        String::from_utf8(self.take(len).to_vec()).expect("utf-8 text")
-    }
-}
-
 fn load(env_id: &str) -> Recording {
     let path = format!("{DATA_DIR}/{env_id}.bin");
     let bytes = std::fs::read(&path)
         .unwrap_or_else(|e| panic!("{path}: {e} (recorded by scripts/record_gymnasium_mujoco.py)"));
-    let mut r = Reader {
-        bytes: &bytes,
-        position: 0,
-    };
+    let mut r = Reader::new(&bytes);
     assert_eq!(r.take(8), b"HONEMJC1", "{path}: not a MuJoCo recording");
     let recorded_id = r.text();
     assert_eq!(recorded_id, env_id, "{path}: holds another environment");
@@ -139,12 +83,7 @@ fn load(env_id: &str) -> Recording {
     let episode_count = r.u32();
     let episodes = (0..episode_count)
         .map(|_| {
-            let kind = match r.u8() {
-                0 => ResetKind::Seeded,
-                1 => ResetKind::Continued,
-                2 => ResetKind::SetState,
-                kind => panic!("{path}: unknown reset kind {kind}"),
-            };
+            let kind = ResetKind::from_byte(r.u8(), &path);
             let seed = r.u64();
             let qpos = r.f64s(nq);
             let qvel = r.f64s(nv);
@@ -157,7 +96,7 @@ fn load(env_id: &str) -> Recording {
                     if (i + 1) % obs_stride == 0 || i + 1 == count {
                         obs.extend(r.f32s(obs_len - obs_head));
                     }
-                    let reward = f64::from_le_bytes(r.array());
+                    let reward = r.f64();
                     let flags = r.u8();
                     let info = r.f32s(info_keys.len());
                     Step {
@@ -182,7 +121,7 @@ fn load(env_id: &str) -> Recording {
             }
         })
         .collect();
-    assert_eq!(r.position, bytes.len(), "{path}: trailing bytes");
+    r.assert_finished(&path);
     Recording {
         env_id: recorded_id,
         provenance,
@@ -198,52 +137,6 @@ fn load(env_id: &str) -> Recording {
 }
 
 // ---- replay ----
-
-fn close(expected: f64, actual: f64) -> bool {
-    if expected.is_infinite() || actual.is_infinite() {
-        return expected == actual;
-    }
-    (expected - actual).abs()
-        <= RELATIVE_TOLERANCE * expected.abs().max(actual.abs()) + ABSOLUTE_FLOOR
-}
-
-#[derive(Default)]
-struct Replay {
-    mismatches: Vec<String>,
-    steps: usize,
-    values: usize,
-    /// Of the float64 values (rewards, states): bit-identical ones.
-    exact: usize,
-    exact_of: usize,
-}
-
-impl Replay {
-    fn check(&mut self, at: &str, field: &str, expected: f64, actual: f64) -> bool {
-        self.values += 1;
-        if close(expected, actual) {
-            return true;
-        }
-        self.mismatches.push(format!(
-            "{at}: {field}: gymnasium {expected:e}, hone {actual:e}"
-        ));
-        false
-    }
-
-    fn check_f64(&mut self, at: &str, field: &str, expected: f64, actual: f64) -> bool {
-        self.exact_of += 1;
-        self.exact += usize::from(expected.to_bits() == actual.to_bits());
-        self.check(at, field, expected, actual)
-    }
-
-    fn check_flag(&mut self, at: &str, field: &str, expected: bool, actual: bool) -> bool {
-        if expected != actual {
-            self.mismatches.push(format!(
-                "{at}: {field}: gymnasium {expected}, hone {actual}"
-            ));
-        }
-        expected == actual
-    }
-}
 
 /// Replays `recording` through a fresh env, `perturb` applied to every action (the identity for
 /// the real test); returns what disagreed.
@@ -319,7 +212,7 @@ fn replay_with<T: Task>(recording: &Recording, perturb: impl Fn(&mut [f32])) -> 
             for (f32_row, f64_value) in obs.iter().zip(env.observation_f64()) {
                 agree &= *f32_row == *f64_value as f32;
             }
-            agree &= replay.check_f64(&where_, "reward", step.reward, outcome.reward);
+            agree &= replay.check_exact(&where_, "reward", step.reward, outcome.reward);
             for (key, &expected) in recording.info_keys.iter().zip(&step.info) {
                 let actual = env.info_value(key).expect("a recorded info key");
                 agree &= replay.check(&where_, &format!("info {key}"), expected.into(), actual);
@@ -335,7 +228,7 @@ fn replay_with<T: Task>(recording: &Recording, perturb: impl Fn(&mut [f32])) -> 
         let finals = episode.final_qpos.iter().chain(&episode.final_qvel);
         for (i, (&expected, &actual)) in finals.zip(sim.qpos().iter().chain(sim.qvel())).enumerate()
         {
-            if !replay.check_f64(&at("end"), &format!("state[{i}]"), expected, actual) {
+            if !replay.check_exact(&at("end"), &format!("state[{i}]"), expected, actual) {
                 break;
             }
         }

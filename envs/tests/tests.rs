@@ -4,4 +4,5 @@ mod conformance;
 #[cfg(feature = "mujoco")]
 mod mujoco;
 mod pool;
+mod recorded;
 mod snapshot;
