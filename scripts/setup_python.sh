@@ -44,11 +44,14 @@ if [ -n "$missing" ]; then
   "$python" -m pip install --quiet --disable-pip-version-check $missing || die "pip could not install $missing"
 fi
 
-# What the wheel is built from: the engine, the binding, the workspace manifest and lock, and the
-# compiler.
+# What the wheel is built from: the engine (its build script too), the binding, the workspace
+# manifest and lock, the library paths set-up wrote (.cargo/config.toml), this script (the build
+# command) and the compiler.
 cd "$root"
-sources=(envs/Cargo.toml envs/src envs/python/Cargo.toml envs/python/pyproject.toml
-  envs/python/README.md envs/python/src envs/python/python Cargo.toml Cargo.lock)
+sources=(envs/Cargo.toml envs/build.rs envs/src envs/python/Cargo.toml envs/python/build.rs
+  envs/python/pyproject.toml
+  envs/python/README.md envs/python/src envs/python/python Cargo.toml Cargo.lock
+  .cargo/config.toml scripts/setup_python.sh)
 fingerprint=$({ find "${sources[@]}" -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum; rustc -V; } \
   | sha256sum | cut -d' ' -f1)
 marker=$venv/.hone-envs-fingerprint
@@ -63,8 +66,13 @@ rm -f "$marker"
 target=${CARGO_TARGET_DIR:-$root/target}/python
 wheels=$target/wheels
 rm -rf "$wheels"
+# With the MuJoCo tasks: scripts/setup.sh has installed the mujoco wheel and written the paths of
+# its library, headers and gymnasium's model files into .cargo/config.toml. The module finds the
+# library there through an rpath (envs/python/build.rs), so the wheel is for this environment:
+# maturin's manylinux repair, which would copy the library in, is skipped.
 "$venv/bin/maturin" build --quiet --release -m envs/python/Cargo.toml -i "$python" \
-  --target-dir "$target" --out "$wheels" || die "maturin could not build the wheel"
+  --features mujoco --auditwheel skip --target-dir "$target" --out "$wheels" \
+  || die "maturin could not build the wheel"
 wheel=$(find "$wheels" -name 'hone_envs-*.whl' | head -n 1)
 [ -n "$wheel" ] || die "maturin built no wheel in $wheels"
 "$python" -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall "$wheel" \

@@ -92,7 +92,7 @@ def test_step_before_reset():
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        (dict(task_id="CartPole-v9", num_envs=2), ValueError, r"unknown task id `CartPole-v9`; known ids: Acrobot-v1, CartPole-v1"),
+        (dict(task_id="CartPole-v9", num_envs=2), ValueError, r"unknown task id `CartPole-v9`; known ids: Acrobot-v1, Ant-v5, CartPole-v1, HalfCheetah-v5"),
         (dict(task_id="CartPole-v1", num_envs=0), ValueError, r"num_envs = 0, must be at least 1"),
         (dict(task_id="CartPole-v1", num_envs=2.5), TypeError, r"num_envs must be an int"),
         (dict(task_id="CartPole-v1", num_envs=4, batch_size=5), ValueError, r"batch_size = 5, must be in 1..=4"),

@@ -12,6 +12,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 import hone_envs
+from test_mujoco import MUJOCO_TASKS
 
 TASKS = ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0", "Pendulum-v1"]
 
@@ -33,7 +34,8 @@ def rollout(envs, actions, seed=None):
 
 
 def test_list_all_envs_names_the_builtin_tasks():
-    assert hone_envs.list_all_envs() == sorted(TASKS)
+    # The MuJoCo tasks come with the `mujoco` feature, which scripts/setup_python.sh builds.
+    assert hone_envs.list_all_envs() == sorted(TASKS + MUJOCO_TASKS)
 
 
 @pytest.mark.parametrize("task", TASKS)
