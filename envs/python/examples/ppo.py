@@ -1,19 +1,30 @@
 #!/usr/bin/env python3
-"""PPO on CartPole-v1 through gymnasium's vector API, with hone_envs as the vector env.
+"""PPO through gymnasium's vector API, with hone_envs as the vector env: CleanRL's `ppo.py` for
+discrete actions, its `ppo_continuous_action.py` for continuous ones (the MuJoCo tasks).
 
-CleanRL's `ppo.py` defaults (4 envs x 128 steps, 4 epochs of 4 minibatches, lr 2.5e-4 annealed,
-GAE lambda 0.95, clip 0.2, entropy 0.01), written for gymnasium >= 1.0's next-step autoreset: the
-step that ends an episode returns its last observation (so a time-limit truncation bootstraps
-from it), and the next step is a reset step whose transition is left out of the update.
+The defaults follow the action space, as CleanRL's two scripts: for `Discrete` 4 envs x 128 steps,
+4 epochs of 4 minibatches, lr 2.5e-4 annealed, entropy 0.01, 500k steps; for `Box` 1 env x 2048
+steps, 10 epochs of 32 minibatches, lr 3e-4 annealed, no entropy bonus, 1M steps, a Gaussian
+policy with a state-independent log std, and CleanRL's wrappers in their vector form (actions
+clipped to the bounds, observations normalised and clipped to ±10, rewards scaled by a running
+estimate of the discounted return's spread and clipped to ±10). Both: GAE lambda 0.95, gamma
+0.99, clip 0.2, clipped value loss, gradient norm 0.5, 64-64 tanh networks with orthogonal
+initialisation.
 
-The full run, 500k steps: measured on hone's 2-core machine under a load average of 6 to 9 from
+Written for gymnasium >= 1.0's next-step autoreset: the step that ends an episode returns its
+last observation (so a time-limit truncation bootstraps from it), and the next step is a reset
+step whose transition is left out of the update. The episode returns reported are the raw ones
+(the pool's statistics, before any reward scaling).
+
+CartPole-v1, 500k steps: measured on hone's 2-core machine under a load average of 6 to 9 from
 other jobs, 1218 s, with the mean return of the last 20 episodes at 500.0 (the maximum) from
 about 290k steps on (140 at 51k steps, 289 at 102k):
 
-    python envs/python/examples/ppo_cartpole.py
-    python envs/python/examples/ppo_cartpole.py --backend gymnasium   # the same with SyncVectorEnv
+    python envs/python/examples/ppo.py
+    python envs/python/examples/ppo.py --backend gymnasium   # the same with SyncVectorEnv
+    python envs/python/examples/ppo.py --env-id HalfCheetah-v5  # continuous: CleanRL's defaults
 
-The pytest suite (tests/test_ppo.py) runs a short budget of it.
+The pytest suite (tests/test_ppo.py) runs short budgets of it.
 """
 
 from __future__ import annotations
@@ -27,7 +38,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
-from torch.distributions import Categorical
+from torch.distributions import Categorical, Normal
 
 
 @dataclasses.dataclass
@@ -35,34 +46,70 @@ class Args:
     env_id: str = "CartPole-v1"
     backend: str = "hone"  # "hone": hone_envs.make; "gymnasium": gymnasium's SyncVectorEnv
     seed: int = 1
-    total_timesteps: int = 500_000
-    num_envs: int = 4
-    num_steps: int = 128
-    learning_rate: float = 2.5e-4
-    anneal_lr: bool = True
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    num_minibatches: int = 4
-    update_epochs: int = 4
-    norm_adv: bool = True
-    clip_coef: float = 0.2
-    clip_vloss: bool = True
-    ent_coef: float = 0.01
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
     torch_threads: int = 1
+    # None: CleanRL's default for the task's action space (DISCRETE or CONTINUOUS below).
+    total_timesteps: Optional[int] = None
+    num_envs: Optional[int] = None
+    num_steps: Optional[int] = None
+    learning_rate: Optional[float] = None
+    anneal_lr: Optional[bool] = None
+    gamma: Optional[float] = None
+    gae_lambda: Optional[float] = None
+    num_minibatches: Optional[int] = None
+    update_epochs: Optional[int] = None
+    norm_adv: Optional[bool] = None
+    clip_coef: Optional[float] = None
+    clip_vloss: Optional[bool] = None
+    ent_coef: Optional[float] = None
+    vf_coef: Optional[float] = None
+    max_grad_norm: Optional[float] = None
 
 
-def make_envs(args: Args) -> gym.vector.VectorEnv:
-    """The vector env: `hone_envs.make` in place of gymnasium's `SyncVectorEnv`."""
+# CleanRL's ppo.py.
+DISCRETE = dict(total_timesteps=500_000, num_envs=4, num_steps=128, learning_rate=2.5e-4, anneal_lr=True,
+                gamma=0.99, gae_lambda=0.95, num_minibatches=4, update_epochs=4, norm_adv=True, clip_coef=0.2,
+                clip_vloss=True, ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5)
+# CleanRL's ppo_continuous_action.py.
+CONTINUOUS = dict(DISCRETE, total_timesteps=1_000_000, num_envs=1, num_steps=2048, learning_rate=3e-4,
+                  num_minibatches=32, update_epochs=10, ent_coef=0.0)
+
+
+def with_defaults(args: Args, continuous: bool) -> Args:
+    """`args` with every unset setting at CleanRL's default for the action space."""
+    defaults = CONTINUOUS if continuous else DISCRETE
+    return dataclasses.replace(
+        args, **{name: value for name, value in defaults.items() if getattr(args, name) is None}
+    )
+
+
+def is_continuous(env_id: str) -> bool:
+    """Whether the task's actions are a `Box`, from a single env of it."""
+    env = gym.make(env_id)
+    try:
+        return isinstance(env.action_space, gym.spaces.Box)
+    finally:
+        env.close()
+
+
+def make_envs(args: Args, continuous: bool) -> gym.vector.VectorEnv:
+    """The vector env: `hone_envs.make` in place of gymnasium's `SyncVectorEnv`, under CleanRL's
+    wrappers for continuous actions."""
     if args.backend == "hone":
         import hone_envs
 
-        return hone_envs.make(args.env_id, num_envs=args.num_envs, seed=args.seed)
-    if args.backend == "gymnasium":
+        envs = hone_envs.make(args.env_id, num_envs=args.num_envs, seed=args.seed)
+    elif args.backend == "gymnasium":
         envs = gym.make_vec(args.env_id, num_envs=args.num_envs, vectorization_mode="sync")
-        return gym.wrappers.vector.RecordEpisodeStatistics(envs)
-    raise ValueError(f"backend = {args.backend!r}, must be 'hone' or 'gymnasium'")
+        envs = gym.wrappers.vector.RecordEpisodeStatistics(envs)
+    else:
+        raise ValueError(f"backend = {args.backend!r}, must be 'hone' or 'gymnasium'")
+    if continuous:
+        envs = gym.wrappers.vector.ClipAction(envs)
+        envs = gym.wrappers.vector.NormalizeObservation(envs)
+        envs = gym.wrappers.vector.TransformObservation(envs, lambda obs: np.clip(obs, -10, 10))
+        envs = gym.wrappers.vector.NormalizeReward(envs, gamma=args.gamma)
+        envs = gym.wrappers.vector.TransformReward(envs, lambda reward: np.clip(reward, -10, 10))
+    return envs
 
 
 def layer(in_features: int, out_features: int, std: float = np.sqrt(2)) -> nn.Linear:
@@ -73,13 +120,21 @@ def layer(in_features: int, out_features: int, std: float = np.sqrt(2)) -> nn.Li
 
 
 class Agent(nn.Module):
-    def __init__(self, obs_size: int, num_actions: int) -> None:
+    """Critic and actor, 64-64 tanh each: logits for `Discrete` actions, for `Box` ones the mean of
+    a Gaussian with a learned, state-independent log std."""
+
+    def __init__(self, obs_size: int, action_space: gym.spaces.Space) -> None:
         super().__init__()
         self.critic = nn.Sequential(
             layer(obs_size, 64), nn.Tanh(), layer(64, 64), nn.Tanh(), layer(64, 1, std=1.0)
         )
+        if isinstance(action_space, gym.spaces.Discrete):
+            outputs, self.actor_logstd = int(action_space.n), None
+        else:
+            outputs = int(np.prod(action_space.shape))
+            self.actor_logstd = nn.Parameter(torch.zeros(1, outputs))
         self.actor = nn.Sequential(
-            layer(obs_size, 64), nn.Tanh(), layer(64, 64), nn.Tanh(), layer(64, num_actions, std=0.01)
+            layer(obs_size, 64), nn.Tanh(), layer(64, 64), nn.Tanh(), layer(64, outputs, std=0.01)
         )
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
@@ -87,25 +142,36 @@ class Agent(nn.Module):
 
     def act(self, obs: torch.Tensor, action: Optional[torch.Tensor] = None):
         # Argument validation costs more than the tiny network's forward pass.
-        distribution = Categorical(logits=self.actor(obs), validate_args=False)
+        if self.actor_logstd is None:
+            distribution = Categorical(logits=self.actor(obs), validate_args=False)
+        else:
+            mean = self.actor(obs)
+            distribution = Normal(mean, self.actor_logstd.expand_as(mean).exp(), validate_args=False)
         if action is None:
             action = distribution.sample()
-        return action, distribution.log_prob(action), distribution.entropy(), self.value(obs)
+        logprob, entropy = distribution.log_prob(action), distribution.entropy()
+        if self.actor_logstd is not None:
+            # Independent action dimensions: a joint log-probability and entropy.
+            logprob, entropy = logprob.sum(-1), entropy.sum(-1)
+        return action, logprob, entropy, self.value(obs)
 
 
 def train(args: Args, log: Callable[[str], None] = print) -> dict:
     """Trains; returns the finished episodes' returns in order, the steps taken and the time."""
+    continuous = is_continuous(args.env_id)
+    args = with_defaults(args, continuous)
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.torch_threads)
-    envs = make_envs(args)
+    envs = make_envs(args, continuous)
     assert envs.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP
     obs_size = int(np.prod(envs.single_observation_space.shape))
-    agent = Agent(obs_size, int(envs.single_action_space.n))
+    agent = Agent(obs_size, envs.single_action_space)
     optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
 
     n, steps = args.num_envs, args.num_steps
     obs_buf = torch.zeros((steps, n, obs_size))
-    actions = torch.zeros((steps, n), dtype=torch.long)
+    action_shape = envs.single_action_space.shape
+    actions = torch.zeros((steps, n, *action_shape), dtype=torch.float32 if continuous else torch.long)
     logprobs = torch.zeros((steps, n))
     rewards = torch.zeros((steps, n))
     terminated = torch.zeros((steps, n), dtype=torch.bool)
@@ -156,7 +222,7 @@ def train(args: Args, log: Callable[[str], None] = print) -> dict:
 
         keep = valid.reshape(-1)
         b_obs = obs_buf.reshape(-1, obs_size)[keep]
-        b_actions = actions.reshape(-1)[keep]
+        b_actions = actions.reshape(-1, *action_shape)[keep]
         b_logprobs = logprobs.reshape(-1)[keep]
         b_advantages = advantages.reshape(-1)[keep]
         b_returns = returns.reshape(-1)[keep]
@@ -210,10 +276,12 @@ def parse_args() -> Args:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for field in dataclasses.fields(Args):
         flag = "--" + field.name.replace("_", "-")
-        if field.type in ("bool", bool):
+        # The annotations are strings (`from __future__ import annotations`): "Optional[int]"...
+        name = str(field.type).removeprefix("Optional[").removesuffix("]")
+        if name == "bool":
             parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=field.default)
         else:
-            kind = {"int": int, "float": float, "str": str}.get(str(field.type), str)
+            kind = {"int": int, "float": float, "str": str}[name]
             parser.add_argument(flag, type=kind, default=field.default)
     return Args(**vars(parser.parse_args()))
 
