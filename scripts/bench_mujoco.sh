@@ -20,7 +20,9 @@
 # HONE_MUJOCO_BENCH set to a built bench binary (envs/benches/mujoco.rs), the script runs it
 # instead of building one, on a machine without cargo.
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# Paths given relative to where the script is run from, before it moves to the repository root.
+absolute() { realpath -m -- "$1"; }
+bench=${HONE_MUJOCO_BENCH:+$(absolute "$HONE_MUJOCO_BENCH")}
 
 repeat=1 ms=1000 tasks=Ant-v5,HalfCheetah-v5 envs=64,256 threads=1,2 modes=sync,async
 cpus='' with_envpool=1 out=''
@@ -29,7 +31,7 @@ while [ $# -gt 0 ]; do
   [ $# -ge 2 ] || { echo "bench_mujoco: $1 needs a value" >&2; exit 2; }
   case "$1" in
     --cpus) cpus=$2 ;;
-    --out) out=$2 ;;
+    --out) out=$(absolute "$2") ;;
     --repeat) repeat=$2 ;;
     --ms) ms=$2 ;;
     --tasks) tasks=$2 ;;
@@ -40,6 +42,7 @@ while [ $# -gt 0 ]; do
   esac
   shift 2
 done
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if [ -n "$out" ]; then
   mkdir -p "$out"
   [ -z "$(ls -A "$out")" ] || { echo "bench_mujoco: --out $out is not empty" >&2; exit 2; }
@@ -47,8 +50,8 @@ else
   out=$(mktemp -d)
   trap 'rm -rf "$out"' EXIT
 fi
-# The command prefix that keeps both tools on --cpus.
-pin=()
+# The command prefix that keeps both tools on --cpus (`env`, which runs its arguments, when none).
+pin=(env)
 if [ -n "$cpus" ]; then
   command -v taskset >/dev/null || { echo "bench_mujoco: --cpus needs taskset (util-linux)" >&2; exit 2; }
   taskset -c "$cpus" true || { echo "bench_mujoco: --cpus $cpus is not a CPU list taskset accepts here" >&2; exit 2; }
@@ -56,8 +59,8 @@ if [ -n "$cpus" ]; then
 fi
 
 # Build once; the cells then run the binary cargo reports.
-if [ -n "${HONE_MUJOCO_BENCH:-}" ]; then
-  bench=$HONE_MUJOCO_BENCH
+if [ -n "$bench" ]; then
+  [ -x "$bench" ] || { echo "bench_mujoco: HONE_MUJOCO_BENCH=$bench is not an executable file" >&2; exit 2; }
 else
   bench=$(cargo bench --quiet -p hone-envs --features mujoco --bench mujoco --no-run --message-format=json 2>/dev/null |
   python3 -c 'import json, sys

@@ -182,9 +182,11 @@ impl Registry {
         if !cfg!(feature = "mujoco") && MUJOCO_TASK_IDS.contains(&id) {
             return Err(Error::TaskUnavailable {
                 task_id: id.to_owned(),
-                reason: "hone-envs was built without its `mujoco` cargo feature (build hone \
-                         with `cargo build --release --features mujoco` after \
-                         `scripts/setup.sh`)"
+                reason: "hone-envs was built without its `mujoco` cargo feature (after \
+                         `scripts/setup.sh`, build hone with `cargo build --release --features \
+                         mujoco`; the Python module with `bash scripts/setup_python.sh`, or \
+                         MATURIN_PEP517_ARGS=\"--features mujoco --auditwheel skip\" pip \
+                         install ./envs/python)"
                     .to_owned(),
             });
         }

@@ -82,13 +82,18 @@ def with_defaults(args: Args, continuous: bool) -> Args:
     )
 
 
-def is_continuous(env_id: str) -> bool:
-    """Whether the task's actions are a `Box`, from a single env of it."""
-    env = gym.make(env_id)
-    try:
-        return isinstance(env.action_space, gym.spaces.Box)
-    finally:
-        env.close()
+def is_continuous(args: Args) -> bool:
+    """Whether the task's actions are a `Box`, from one env of the chosen backend."""
+    if args.backend == "hone":
+        import hone_envs
+
+        envs = hone_envs.make(args.env_id, num_envs=1)
+        space = envs.single_action_space
+    else:
+        envs = gym.make(args.env_id)
+        space = envs.action_space
+    envs.close()
+    return isinstance(space, gym.spaces.Box)
 
 
 def make_envs(args: Args, continuous: bool) -> gym.vector.VectorEnv:
@@ -158,7 +163,7 @@ class Agent(nn.Module):
 
 def train(args: Args, log: Callable[[str], None] = print) -> dict:
     """Trains; returns the finished episodes' returns in order, the steps taken and the time."""
-    continuous = is_continuous(args.env_id)
+    continuous = is_continuous(args)
     args = with_defaults(args, continuous)
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.torch_threads)
@@ -228,11 +233,10 @@ def train(args: Args, log: Callable[[str], None] = print) -> dict:
         b_returns = returns.reshape(-1)[keep]
         b_values = values.reshape(-1)[keep]
         rows = b_obs.shape[0]
-        minibatch_size = max(rows // args.num_minibatches, 1)
         for _ in range(args.update_epochs):
             order = torch.randperm(rows)
-            for first in range(0, rows, minibatch_size):
-                mb = order[first : first + minibatch_size]
+            # num_minibatches of (nearly) equal size, as CleanRL's when no row is left out.
+            for mb in torch.tensor_split(order, min(args.num_minibatches, rows)):
                 _, new_logprob, entropy, new_value = agent.act(b_obs[mb], b_actions[mb])
                 log_ratio = new_logprob - b_logprobs[mb]
                 ratio = log_ratio.exp()
@@ -266,6 +270,7 @@ def train(args: Args, log: Callable[[str], None] = print) -> dict:
             )
     envs.close()
     return {
+        "args": args,
         "episode_returns": episode_returns,
         "steps": num_updates * batch_size,
         "seconds": time.perf_counter() - start,

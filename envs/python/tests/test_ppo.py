@@ -30,6 +30,8 @@ def test_ppo_learns_cartpole_with_hone_envs():
     args = ppo.Args(backend="hone", seed=1, total_timesteps=20_480, learning_rate=1e-3)
     result = ppo.train(args, log=lambda line: None)
     returns = result["episode_returns"]
+    used = result["args"]
+    assert (used.num_envs, used.num_steps, used.num_minibatches, used.ent_coef) == (4, 128, 4, 0.01)
     assert result["steps"] == 20_480 and len(returns) > 50
     # Learning, not luck: the first episodes are a random policy's, the last ones much longer.
     first, last = first_and_last(returns)
@@ -39,11 +41,12 @@ def test_ppo_learns_cartpole_with_hone_envs():
 
 def test_ppo_learns_inverted_pendulum_with_hone_envs():
     ppo = load_example()
-    assert ppo.with_defaults(ppo.Args(), continuous=True).num_steps == 2048
     args = ppo.Args(env_id="InvertedPendulum-v5", backend="hone", seed=1, total_timesteps=20_480)
     result = ppo.train(args, log=lambda line: None)
     returns = result["episode_returns"]
-    # CleanRL's continuous defaults: one env, 2048 steps per update.
+    # CleanRL's continuous defaults: one env, 2048 steps per update, no entropy bonus.
+    used = result["args"]
+    assert (used.num_envs, used.num_steps, used.num_minibatches, used.ent_coef) == (1, 2048, 32, 0.0)
     assert result["steps"] == 20_480 and len(returns) > 100
     first, last = first_and_last(returns)
     assert first < 30, first
