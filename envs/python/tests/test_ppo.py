@@ -21,33 +21,33 @@ def load_example():
     return module
 
 
-def first_and_last(returns):
-    return float(np.mean(returns[:20])), float(np.mean(returns[-20:]))
+def train_and_check(settings, *, defaults, min_episodes, first_below, last_at_least):
+    """Trains 20,480 steps with hone_envs; checks the settings the action space picked
+    (num_envs, num_steps, num_minibatches, ent_coef), and that it learned: the first 20 episodes
+    are a random policy's, the last 20 much longer."""
+    ppo = load_example()
+    result = ppo.train(ppo.Args(backend="hone", seed=1, total_timesteps=20_480, **settings), log=lambda line: None)
+    used, returns = result["args"], result["episode_returns"]
+    assert (used.num_envs, used.num_steps, used.num_minibatches, used.ent_coef) == defaults
+    assert result["steps"] == 20_480 and len(returns) > min_episodes
+    first, last = float(np.mean(returns[:20])), float(np.mean(returns[-20:]))
+    assert first < first_below, first
+    assert last >= last_at_least, (first, last)
 
 
 def test_ppo_learns_cartpole_with_hone_envs():
-    ppo = load_example()
-    args = ppo.Args(backend="hone", seed=1, total_timesteps=20_480, learning_rate=1e-3)
-    result = ppo.train(args, log=lambda line: None)
-    returns = result["episode_returns"]
-    used = result["args"]
-    assert (used.num_envs, used.num_steps, used.num_minibatches, used.ent_coef) == (4, 128, 4, 0.01)
-    assert result["steps"] == 20_480 and len(returns) > 50
-    # Learning, not luck: the first episodes are a random policy's, the last ones much longer.
-    first, last = first_and_last(returns)
-    assert first < 40, first
-    assert last >= 100, (first, last)
+    # CleanRL's discrete defaults (ppo.py), a higher learning rate for the short budget.
+    train_and_check(
+        dict(learning_rate=1e-3), defaults=(4, 128, 4, 0.01), min_episodes=50, first_below=40, last_at_least=100
+    )
 
 
 def test_ppo_learns_inverted_pendulum_with_hone_envs():
-    ppo = load_example()
-    args = ppo.Args(env_id="InvertedPendulum-v5", backend="hone", seed=1, total_timesteps=20_480)
-    result = ppo.train(args, log=lambda line: None)
-    returns = result["episode_returns"]
-    # CleanRL's continuous defaults: one env, 2048 steps per update, no entropy bonus.
-    used = result["args"]
-    assert (used.num_envs, used.num_steps, used.num_minibatches, used.ent_coef) == (1, 2048, 32, 0.0)
-    assert result["steps"] == 20_480 and len(returns) > 100
-    first, last = first_and_last(returns)
-    assert first < 30, first
-    assert last >= 100, (first, last)
+    # CleanRL's continuous defaults (ppo_continuous_action.py): one env, 2048 steps per update.
+    train_and_check(
+        dict(env_id="InvertedPendulum-v5"),
+        defaults=(1, 2048, 32, 0.0),
+        min_episodes=100,
+        first_below=30,
+        last_at_least=100,
+    )
