@@ -198,6 +198,40 @@ mod tests {
         pg_loss - entropy.mean(Kind::Float) * c.ent_coef + v_loss * c.vf_coef
     }
 
+    /// The test's own random draws (xorshift64*, Box–Muller), so that its data does not depend on
+    /// what tests running alongside draw from libtorch's one global generator meanwhile.
+    struct Draws(u64);
+
+    impl Draws {
+        fn uniform(&mut self) -> f64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            let bits = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11;
+            (bits as f64 + 0.5) / (1u64 << 53) as f64
+        }
+
+        /// `shape` standard normal draws times `scale`, as f32 on `device`.
+        fn normal(&mut self, shape: &[i64], scale: f64, device: Device) -> Tensor {
+            let count = shape.iter().product::<i64>();
+            let values: Vec<f32> = (0..count)
+                .map(|_| {
+                    let (u, v) = (self.uniform(), self.uniform());
+                    ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos() * scale) as f32
+                })
+                .collect();
+            Tensor::from_slice(&values).reshape(shape).to_device(device)
+        }
+
+        /// `count` integers in `0..n`, on `device`.
+        fn below(&mut self, n: i64, count: i64, device: Device) -> Tensor {
+            let values: Vec<i64> = (0..count)
+                .map(|_| ((self.uniform() * n as f64) as i64).min(n - 1))
+                .collect();
+            Tensor::from_slice(&values).to_device(device)
+        }
+    }
+
     fn count(mask: Tensor) -> i64 {
         mask.sum(Kind::Int64).int64_value(&[])
     }
@@ -220,8 +254,7 @@ mod tests {
     /// either moved off the current ones (ratios and values on both sides of the clip ranges)
     /// or equal to them, as in each update's first minibatch, with some advantages exactly 0.
     fn written_out_gradient_equals_autograds_on(device: Device) {
-        tch::manual_seed(11);
-        let opts = (Kind::Float, device);
+        let mut draws = Draws(0x9e37_79b9_7f4a_7c15);
         for action in [
             ActionKind::Categorical { n: 3 },
             ActionKind::Gaussian { dim: 2 },
@@ -242,28 +275,26 @@ mod tests {
                     // its 0.01 gain gives.
                     tch::no_grad(|| {
                         let flat = agent.params.flat().shallow_clone();
-                        flat.shallow_clone().copy_(&(flat.randn_like() * 0.5));
+                        let values = draws.normal(&flat.size(), 0.5, device);
+                        flat.shallow_clone().copy_(&values);
                     });
-                    let obs = Tensor::randn([batch, 5], opts);
+                    let obs = draws.normal(&[batch, 5], 1.0, device);
                     let actions = match action {
-                        ActionKind::Categorical { n } => {
-                            Tensor::randint(n, [batch], (Kind::Int64, device))
-                        }
-                        ActionKind::Gaussian { dim } => Tensor::randn([batch, dim], opts),
+                        ActionKind::Categorical { n } => draws.below(n, batch, device),
+                        ActionKind::Gaussian { dim } => draws.normal(&[batch, dim], 1.0, device),
                     };
                     let eval = tch::no_grad(|| agent.evaluate(&obs, &actions));
-                    let noise = |scale: f64| Tensor::randn([batch], opts) * scale;
-                    let advantages = Tensor::randn([batch], opts);
+                    let advantages = draws.normal(&[batch], 1.0, device);
                     if on_policy {
                         let _ = advantages.narrow(0, 0, 8).fill_(0.0);
                     }
                     let spread = if on_policy { 0.0 } else { 0.3 };
                     let mb = Minibatch {
                         actions: &actions,
-                        old_log_prob: &eval.log_prob + noise(spread),
+                        old_log_prob: &eval.log_prob + draws.normal(&[batch], spread, device),
                         advantages,
-                        returns: Tensor::randn([batch], opts),
-                        old_values: &eval.value + noise(spread),
+                        returns: draws.normal(&[batch], 1.0, device),
+                        old_values: &eval.value + draws.normal(&[batch], spread, device),
                     };
                     let c = Coefficients {
                         clip: 0.2,
