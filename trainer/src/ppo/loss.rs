@@ -169,6 +169,8 @@ enum KindTerms<'a> {
 mod tests {
     use super::*;
     use crate::policy::{categorical_log_prob_entropy, gaussian_log_prob_entropy};
+    use crate::ppo::sampling;
+    use hone_envs::rng::Pcg64;
     use tch::Device;
 
     /// The loss as CleanRL writes it, through autograd, with the actor and the critic run as
@@ -198,38 +200,15 @@ mod tests {
         pg_loss - entropy.mean(Kind::Float) * c.ent_coef + v_loss * c.vf_coef
     }
 
-    /// The test's own random draws (xorshift64*, Box–Muller), so that its data does not depend on
-    /// what tests running alongside draw from libtorch's one global generator meanwhile.
-    struct Draws(u64);
-
-    impl Draws {
-        fn uniform(&mut self) -> f64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            let bits = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11;
-            (bits as f64 + 0.5) / (1u64 << 53) as f64
-        }
-
-        /// `shape` standard normal draws times `scale`, as f32 on `device`.
-        fn normal(&mut self, shape: &[i64], scale: f64, device: Device) -> Tensor {
-            let count = shape.iter().product::<i64>();
-            let values: Vec<f32> = (0..count)
-                .map(|_| {
-                    let (u, v) = (self.uniform(), self.uniform());
-                    ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos() * scale) as f32
-                })
-                .collect();
-            Tensor::from_slice(&values).reshape(shape).to_device(device)
-        }
-
-        /// `count` integers in `0..n`, on `device`.
-        fn below(&mut self, n: i64, count: i64, device: Device) -> Tensor {
-            let values: Vec<i64> = (0..count)
-                .map(|_| ((self.uniform() * n as f64) as i64).min(n - 1))
-                .collect();
-            Tensor::from_slice(&values).to_device(device)
-        }
+    /// `shape` standard normal values times `scale`, as f32 on `device`, from the test's own
+    /// generator: libtorch's global one is drawn from by the tests running alongside, which
+    /// would make the data change from run to run.
+    fn normal(rng: &mut Pcg64, shape: &[i64], scale: f64, device: Device) -> Tensor {
+        let count = shape.iter().product::<i64>();
+        let values: Vec<f32> = (0..count)
+            .map(|_| (sampling::standard_normal(rng) * scale) as f32)
+            .collect();
+        Tensor::from_slice(&values).reshape(shape).to_device(device)
     }
 
     fn count(mask: Tensor) -> i64 {
@@ -254,7 +233,7 @@ mod tests {
     /// either moved off the current ones (ratios and values on both sides of the clip ranges)
     /// or equal to them, as in each update's first minibatch, with some advantages exactly 0.
     fn written_out_gradient_equals_autograds_on(device: Device) {
-        let mut draws = Draws(0x9e37_79b9_7f4a_7c15);
+        let mut rng = Pcg64::from_seed(11);
         for action in [
             ActionKind::Categorical { n: 3 },
             ActionKind::Gaussian { dim: 2 },
@@ -275,26 +254,33 @@ mod tests {
                     // its 0.01 gain gives.
                     tch::no_grad(|| {
                         let flat = agent.params.flat().shallow_clone();
-                        let values = draws.normal(&flat.size(), 0.5, device);
+                        let values = normal(&mut rng, &flat.size(), 0.5, device);
                         flat.shallow_clone().copy_(&values);
                     });
-                    let obs = draws.normal(&[batch, 5], 1.0, device);
+                    let obs = normal(&mut rng, &[batch, 5], 1.0, device);
                     let actions = match action {
-                        ActionKind::Categorical { n } => draws.below(n, batch, device),
-                        ActionKind::Gaussian { dim } => draws.normal(&[batch, dim], 1.0, device),
+                        ActionKind::Categorical { n } => {
+                            let picks: Vec<i64> = (0..batch)
+                                .map(|_| sampling::below(&mut rng, n as usize) as i64)
+                                .collect();
+                            Tensor::from_slice(&picks).to_device(device)
+                        }
+                        ActionKind::Gaussian { dim } => {
+                            normal(&mut rng, &[batch, dim], 1.0, device)
+                        }
                     };
                     let eval = tch::no_grad(|| agent.evaluate(&obs, &actions));
-                    let advantages = draws.normal(&[batch], 1.0, device);
+                    let advantages = normal(&mut rng, &[batch], 1.0, device);
                     if on_policy {
                         let _ = advantages.narrow(0, 0, 8).fill_(0.0);
                     }
                     let spread = if on_policy { 0.0 } else { 0.3 };
                     let mb = Minibatch {
                         actions: &actions,
-                        old_log_prob: &eval.log_prob + draws.normal(&[batch], spread, device),
+                        old_log_prob: &eval.log_prob + normal(&mut rng, &[batch], spread, device),
                         advantages,
-                        returns: draws.normal(&[batch], 1.0, device),
-                        old_values: &eval.value + draws.normal(&[batch], spread, device),
+                        returns: normal(&mut rng, &[batch], 1.0, device),
+                        old_values: &eval.value + normal(&mut rng, &[batch], spread, device),
                     };
                     let c = Coefficients {
                         clip: 0.2,
