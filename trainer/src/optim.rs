@@ -50,6 +50,14 @@ impl Adam {
         });
     }
 
+    /// The first moment buffer that holds a NaN or an infinity, if any.
+    pub fn first_non_finite(&self) -> Result<Option<&str>> {
+        crate::params::first_non_finite([
+            ("exp_avg", &self.exp_avg),
+            ("exp_avg_sq", &self.exp_avg_sq),
+        ])
+    }
+
     pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
         vec![
             (

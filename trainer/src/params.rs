@@ -9,6 +9,29 @@ use tch::{Device, Kind, Tensor};
 
 use crate::{Error, Result};
 
+/// The name of the first tensor that holds a NaN or an infinity, if any. Each tensor is summed
+/// in f64 (finite f32 values cannot overflow it, so the sum is finite exactly when every element
+/// is), and the sums come back to the host in one transfer.
+pub fn first_non_finite<'a>(
+    named: impl IntoIterator<Item = (&'a str, &'a Tensor)>,
+) -> Result<Option<&'a str>> {
+    let (names, sums): (Vec<&str>, Vec<Tensor>) = tch::no_grad(|| {
+        named
+            .into_iter()
+            .filter(|(_, t)| t.defined() && t.is_floating_point())
+            .map(|(name, t)| (name, t.sum(Kind::Double).to_device(Device::Cpu)))
+            .unzip()
+    });
+    if sums.is_empty() {
+        return Ok(None);
+    }
+    let sums = Vec::<f64>::try_from(Tensor::f_stack(&sums, 0)?)?;
+    Ok(names
+        .into_iter()
+        .zip(sums)
+        .find_map(|(name, sum)| (!sum.is_finite()).then_some(name)))
+}
+
 #[derive(Debug)]
 pub struct FlatParams {
     flat: Tensor,
@@ -101,6 +124,16 @@ impl FlatParams {
 
     pub fn index_of(&self, name: &str) -> Option<usize> {
         self.entries.iter().position(|e| e.name == name)
+    }
+
+    /// The first parameter that holds a NaN or an infinity (see [`first_non_finite`]).
+    pub fn first_non_finite(&self) -> Result<Option<&str>> {
+        first_non_finite(
+            self.entries
+                .iter()
+                .map(|e| e.name.as_str())
+                .zip(&self.views),
+        )
     }
 
     pub fn flat(&self) -> &Tensor {

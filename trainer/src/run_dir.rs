@@ -1,9 +1,13 @@
 //! A run directory: `config.toml` (the resolved config), `metrics.jsonl` (telemetry),
-//! `hone.log` and `checkpoints/` (each checkpoint a folder, written atomically).
+//! `hone.log`, `checkpoints/` (each checkpoint a folder, written atomically) and `hone.lock`,
+//! which the one process writing the run holds locked for its life.
 
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{Read, Write};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use hone_telemetry::Event;
 
 use crate::{Error, Result};
 
@@ -16,21 +20,27 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = dir.join(format!(".{name}{TMP_MARK}{}", std::process::id()));
     let mut file = fs::File::create(&tmp).map_err(io)?;
     file.write_all(bytes).map_err(io)?;
     file.sync_all().map_err(io)?;
     fs::rename(&tmp, path).map_err(io)
 }
 
+/// What every temporary file or folder hone writes has in its name, before the writer's pid.
+const TMP_MARK: &str = ".tmp-";
+const LOCK_FILE: &str = "hone.lock";
+
 #[derive(Clone, Debug)]
 pub struct RunDir {
     root: PathBuf,
+    /// Held by the process that writes the run (none for readers: eval, monitor).
+    lock: Option<Arc<File>>,
 }
 
 impl RunDir {
-    /// Creates `root` for a new run; an existing non-empty folder is an error (nothing saved is
-    /// overwritten: resume it, or pick another name).
+    /// Creates `root` for a new run and locks it; an existing non-empty folder is an error
+    /// (nothing saved is overwritten: resume it, or pick another name).
     pub fn create(root: &Path) -> Result<Self> {
         if root.exists()
             && fs::read_dir(root)
@@ -42,26 +52,53 @@ impl RunDir {
                 message: "already exists; resume it with --resume or choose another --name".into(),
             });
         }
-        let dir = Self {
-            root: root.to_owned(),
-        };
-        fs::create_dir_all(dir.checkpoints_dir()).map_err(|source| Error::Io {
-            path: dir.checkpoints_dir(),
+        let checkpoints = root.join("checkpoints");
+        fs::create_dir_all(&checkpoints).map_err(|source| Error::Io {
+            path: checkpoints,
             source,
         })?;
-        Ok(dir)
+        Ok(Self {
+            root: root.to_owned(),
+            lock: Some(Arc::new(lock(root)?)),
+        })
     }
 
-    /// Opens the run directory of an earlier run (for `--resume`, `eval`, `monitor`).
+    /// Creates the run `name` in `runs_dir` (see [`Self::create`]); the name must be one plain
+    /// folder name, so a run never lands outside `runs_dir`.
+    pub fn create_in(runs_dir: &Path, name: &str) -> Result<Self> {
+        let mut parts = Path::new(name).components();
+        let plain = matches!(parts.next(), Some(Component::Normal(_))) && parts.next().is_none();
+        if !plain || name.contains(['/', '\\']) {
+            return Err(Error::Config(format!(
+                "run name {name:?} must be a plain folder name (no `/`, `..` or leading `/`)"
+            )));
+        }
+        Self::create(&runs_dir.join(name))
+    }
+
+    /// Opens the run directory of an earlier run to read it (`eval`, `monitor`): no lock.
     pub fn open(root: &Path) -> Result<Self> {
         let dir = Self {
             root: root.to_owned(),
+            lock: None,
         };
         if !dir.config_path().is_file() {
             return Err(Error::RunDir {
                 path: root.to_owned(),
                 message: "is not a hone run directory (no config.toml)".into(),
             });
+        }
+        Ok(dir)
+    }
+
+    /// Opens an earlier run to continue writing it (`--resume`): takes its lock (an error
+    /// naming the holder's pid while another process writes it), then removes the temporary
+    /// files and folders a killed writer left behind.
+    pub fn open_to_continue(root: &Path) -> Result<Self> {
+        let mut dir = Self::open(root)?;
+        dir.lock = Some(Arc::new(lock(root)?));
+        for folder in [dir.root.clone(), dir.checkpoints_dir()] {
+            remove_leftovers(&folder)?;
         }
         Ok(dir)
     }
@@ -96,6 +133,122 @@ impl RunDir {
         let path = self.config_path();
         fs::read_to_string(&path).map_err(|source| Error::Io { path, source })
     }
+
+    /// Keeps the events of `metrics.jsonl` up to `global_step` (what the checkpoint a resume
+    /// starts from had seen; `None`: none of them), byte for byte. A line that is not an event
+    /// (a torn write, garbage) is dropped with a warning that names its line; returns how many.
+    pub fn truncate_metrics(&self, global_step: Option<u64>) -> Result<usize> {
+        let path = self.metrics_path();
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(source) => return Err(Error::Io { path, source }),
+        };
+        let mut kept = Vec::with_capacity(bytes.len());
+        let mut skipped = 0;
+        for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let step = match serde_json::from_slice::<Event>(line) {
+                Ok(event) => event_step(&event),
+                Err(err) => {
+                    tracing::warn!(
+                        "{}: line {} is not an event ({err}); dropped",
+                        path.display(),
+                        index + 1
+                    );
+                    skipped += 1;
+                    continue;
+                }
+            };
+            if global_step.is_some_and(|last| step <= last) {
+                kept.extend_from_slice(line);
+                kept.push(b'\n');
+            }
+        }
+        if kept != bytes {
+            write_atomic(&path, &kept)?;
+        }
+        Ok(skipped)
+    }
+}
+
+/// The step an event belongs to.
+fn event_step(event: &Event) -> u64 {
+    match event {
+        Event::Update(u) => u.global_step,
+        Event::Checkpoint { global_step, .. } | Event::Finish { global_step, .. } => *global_step,
+        Event::Start(info) => info.global_step,
+        Event::Rlhf(step) => step.step,
+    }
+}
+
+/// Locks `root/hone.lock` for this process (released when the file closes, at exit too) and
+/// writes its pid there; an error naming the holder's pid when another process has it.
+fn lock(root: &Path) -> Result<File> {
+    let path = root.join(LOCK_FILE);
+    let io = |source| Error::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io)?;
+    match file.try_lock() {
+        Ok(()) => {
+            file.set_len(0).map_err(io)?;
+            file.write_all(std::process::id().to_string().as_bytes())
+                .map_err(io)?;
+            Ok(file)
+        }
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = match holder.trim() {
+                "" => "another process".to_owned(),
+                pid => format!("process {pid}"),
+            };
+            Err(Error::RunDir {
+                path: root.to_owned(),
+                message: format!(
+                    "is being written by {holder} (hone.lock); wait for it to finish or stop it \
+                     before resuming"
+                ),
+            })
+        }
+        Err(TryLockError::Error(source)) => Err(io(source)),
+    }
+}
+
+/// Removes what a killed writer left in `folder`: hone's temporary files and folders
+/// (`.<name>.tmp-<pid>`, `.tmp-step-…`, `.tmp-best-…`, `.old-best-…`). Call it only with the
+/// run's lock held, so no live writer owns them.
+fn remove_leftovers(folder: &Path) -> Result<()> {
+    let Ok(entries) = fs::read_dir(folder) else {
+        return Ok(());
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours =
+            name.starts_with('.') && (name.contains(TMP_MARK) || name.starts_with(".old-best-"));
+        if !ours {
+            continue;
+        }
+        let path = entry.path();
+        tracing::info!("removing {} (left by an interrupted write)", path.display());
+        let removed = if path.is_dir() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        removed.map_err(|source| Error::Io { path, source })?;
+    }
+    Ok(())
 }
 
 /// The checkpoints of a run: `step-<global step>` folders, the last `keep_last` kept, plus
@@ -317,6 +470,111 @@ mod tests {
             .filter_map(|e| e.ok())
             .collect();
         assert_eq!(leftovers.len(), 1, "no temporary folder is left behind");
+    }
+
+    #[test]
+    fn a_second_writer_is_refused_with_the_holders_pid() {
+        let root = temp_dir("lock");
+        let run = RunDir::create(&root).unwrap();
+        fs::write(run.config_path(), "x = 1").unwrap();
+        let err = RunDir::open_to_continue(&root).unwrap_err().to_string();
+        let pid = std::process::id().to_string();
+        assert!(
+            err.contains(&format!("is being written by process {pid}")),
+            "{err}"
+        );
+        let clone = run.clone();
+        drop(run);
+        assert!(
+            RunDir::open_to_continue(&root).is_err(),
+            "a clone keeps the lock"
+        );
+        assert!(RunDir::open(&root).is_ok(), "readers take no lock");
+        drop(clone);
+        let again = RunDir::open_to_continue(&root).unwrap();
+        assert_eq!(fs::read_to_string(root.join(LOCK_FILE)).unwrap(), pid);
+        drop(again);
+    }
+
+    #[test]
+    fn run_names_stay_inside_the_runs_folder() {
+        let runs = temp_dir("names");
+        for bad in ["../x", "..", ".", "/tmp/x", "a/b", "", "a\\b"] {
+            let err = RunDir::create_in(&runs, bad).unwrap_err().to_string();
+            assert!(err.contains("plain folder name"), "{bad:?}: {err}");
+        }
+        assert!(!runs.parent().unwrap().join("x").exists());
+        let run = RunDir::create_in(&runs, "cartpole__1").unwrap();
+        assert_eq!(run.root(), runs.join("cartpole__1"));
+    }
+
+    #[test]
+    fn truncating_metrics_keeps_earlier_lines_byte_for_byte_and_drops_garbage() {
+        let root = temp_dir("truncate");
+        let run = RunDir::create(&root).unwrap();
+        // Floats as another writer may spell them: kept as written, not re-serialised.
+        let update = |n: u64, elapsed: &str| {
+            let event = Event::Update(hone_telemetry::UpdateEvent {
+                update: n,
+                global_step: 100 * n,
+                elapsed_s: 7.0,
+                ..Default::default()
+            });
+            let line = serde_json::to_string(&event).unwrap();
+            line.replace("\"elapsed_s\":7.0", &format!("\"elapsed_s\":{elapsed}"))
+        };
+        let (first, second) = (update(1, "0.1000000000000000055511"), update(2, "2E-1"));
+        let lines = [
+            r#"{"event":"start","run":"r","algorithm":"ppo","target":"t","device":"cpu","total_steps":9,"global_step":0,"started_at":1.50,"pid":1}"#,
+            &first,
+            "garbage {",
+            r#"{"event":"checkpoint","global_step":100,"path":"p"}"#,
+            &second,
+        ];
+        fs::write(run.metrics_path(), lines.join("\n") + "\n").unwrap();
+        assert_eq!(run.truncate_metrics(Some(100)).unwrap(), 1);
+        let want = [lines[0], lines[1], lines[3]].join("\n") + "\n";
+        assert_eq!(fs::read_to_string(run.metrics_path()).unwrap(), want);
+        assert_eq!(run.truncate_metrics(Some(100)).unwrap(), 0);
+        assert_eq!(fs::read_to_string(run.metrics_path()).unwrap(), want);
+        run.truncate_metrics(None).unwrap();
+        assert_eq!(fs::read_to_string(run.metrics_path()).unwrap(), "");
+    }
+
+    #[test]
+    fn continuing_a_run_removes_only_hones_leftovers() {
+        let root = temp_dir("leftovers");
+        let run = RunDir::create(&root).unwrap();
+        fs::write(run.config_path(), "x = 1").unwrap();
+        let checkpoints = run.checkpoints_dir();
+        for dir in [
+            ".tmp-step-100-4242",
+            ".tmp-best-4242",
+            ".old-best-4242",
+            "step-000000000100",
+        ] {
+            fs::create_dir_all(checkpoints.join(dir)).unwrap();
+        }
+        fs::write(root.join(".metrics.jsonl.tmp-4242"), "x").unwrap();
+        fs::write(root.join("notes.txt"), "mine").unwrap();
+        drop(run);
+        let run = RunDir::open_to_continue(&root).unwrap();
+        let mut left: Vec<String> = fs::read_dir(run.checkpoints_dir())
+            .unwrap()
+            .chain(fs::read_dir(&root).unwrap())
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "checkpoints",
+                "config.toml",
+                "hone.lock",
+                "notes.txt",
+                "step-000000000100"
+            ]
+        );
     }
 
     #[test]

@@ -185,6 +185,11 @@ impl PpoConfig {
                 return fail(format!("{name} = {value} must be a finite number ≥ 0"));
             }
         }
+        if let Some(kl) = self.target_kl
+            && !(kl >= 0.0 && kl.is_finite())
+        {
+            return fail(format!("target_kl = {kl} must be a finite number ≥ 0"));
+        }
         if self.hidden_sizes.iter().any(|&h| h <= 0) {
             return fail(format!(
                 "hidden_sizes = {:?} must all be ≥ 1",

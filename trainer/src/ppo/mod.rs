@@ -7,19 +7,18 @@
 //! that restores the run exactly (parameters, optimiser, normaliser statistics, random
 //! generators, the envs' states and the step counters).
 
+mod checkpoint;
 pub mod config;
 mod loss;
 pub mod run;
 pub mod sampling;
 
-use std::path::Path;
 use std::time::Instant;
 
 use hone_envs::rng::Pcg64;
-use hone_envs::{Actions, AutoReset, EnvPool, PoolConfig, PoolSnapshot, Space};
+use hone_envs::{Actions, AutoReset, EnvPool, PoolConfig, Space};
 use hone_kernels::{GaeParams, RewardNormalizer, Rollout, RunningMeanStd, Truncation};
 use hone_telemetry::{EpisodeStats, LossStats, PhaseTiming, UpdateEvent};
-use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 pub use config::{PpoConfig, TruncationMode, parse_device};
@@ -30,19 +29,6 @@ use crate::{Error, Result};
 
 /// gymnasium's `NormalizeObservation`/`NormalizeReward` epsilon.
 const NORMALIZE_EPSILON: f64 = 1e-8;
-
-/// Everything of a run that is not a tensor, as saved in `state.json`.
-#[derive(Debug, Serialize, Deserialize)]
-struct TrainerState {
-    global_step: u64,
-    iteration: u64,
-    elapsed_s: f64,
-    rng: [u64; 4],
-    obs_stats: Option<RunningMeanStd>,
-    reward_normalizer: Option<RewardNormalizer>,
-    next_obs: Vec<f32>,
-    pool: PoolSnapshot,
-}
 
 /// What one minibatch of an update saw (read by the tests).
 #[cfg_attr(not(test), allow(dead_code))]
@@ -283,6 +269,12 @@ impl Ppo {
         let losses = self.update(lr)?;
         timing.update_s = update_start.elapsed().as_secs_f64();
         self.iteration += 1;
+        if let Some(what) = self.first_non_finite()? {
+            return Err(Error::Diverged(format!(
+                "{what} holds NaN or infinite values after update {} (learning_rate {lr})",
+                self.iteration
+            )));
+        }
         for (name, value) in [
             ("policy loss", losses.policy_loss),
             ("value loss", losses.value_loss),
@@ -626,81 +618,6 @@ impl Ppo {
         })
     }
 
-    /// Writes the checkpoint files into `dir` (a fresh folder; see `CheckpointStore::save`).
-    pub fn save(&self, dir: &Path) -> Result<()> {
-        let state = TrainerState {
-            global_step: self.global_step,
-            iteration: self.iteration,
-            elapsed_s: self.elapsed_s(),
-            rng: self.rng.to_words(),
-            obs_stats: self.obs_stats.clone(),
-            reward_normalizer: self.reward_normalizer.clone(),
-            next_obs: self.next_obs.clone(),
-            pool: self.pool.snapshot()?,
-        };
-        Tensor::write_safetensors(
-            &self.agent.params.named_tensors(),
-            dir.join("model.safetensors"),
-        )?;
-        Tensor::write_safetensors(
-            &self.optimizer.state_tensors(),
-            dir.join("optimizer.safetensors"),
-        )?;
-        let json = serde_json::to_vec(&state).expect("the trainer state serialises");
-        crate::run_dir::write_atomic(&dir.join("state.json"), &json)?;
-        crate::run_dir::write_atomic(
-            &dir.join("config.toml"),
-            crate::config::to_toml(&self.config)?.as_bytes(),
-        )?;
-        Ok(())
-    }
-
-    /// Rebuilds a run from a checkpoint folder written by [`Self::save`]. `config` is the run's
-    /// config (possibly with a longer `total_timesteps`); its model shape must match.
-    pub fn load(config: PpoConfig, dir: &Path) -> Result<Self> {
-        let source = dir.display().to_string();
-        let mut ppo = Self::new(config)?;
-        let read = |name: &str| -> Result<Vec<(String, Tensor)>> {
-            let path = dir.join(name);
-            if !path.is_file() {
-                return Err(Error::Checkpoint(format!("{source}: {name} is missing")));
-            }
-            Tensor::read_safetensors(&path)
-                .map_err(|e| Error::Checkpoint(format!("{}: {e}", path.display())))
-        };
-        ppo.agent
-            .params
-            .load_named(&read("model.safetensors")?, &source)?;
-        ppo.optimizer
-            .load_state(&read("optimizer.safetensors")?, &source)?;
-        let state_path = dir.join("state.json");
-        let bytes = std::fs::read(&state_path).map_err(|source| Error::Io {
-            path: state_path.clone(),
-            source,
-        })?;
-        let state: TrainerState = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Checkpoint(format!("{}: {e}", state_path.display())))?;
-        if state.next_obs.len() != ppo.next_obs.len() {
-            return Err(Error::Checkpoint(format!(
-                "{source}: saved with {} observation values, this run has {}",
-                state.next_obs.len(),
-                ppo.next_obs.len()
-            )));
-        }
-        ppo.pool
-            .restore(&state.pool)
-            .map_err(|e| Error::Checkpoint(format!("{source}: {e}")))?;
-        ppo.global_step = state.global_step;
-        ppo.iteration = state.iteration;
-        ppo.elapsed_before = state.elapsed_s;
-        ppo.session_start = Instant::now();
-        ppo.rng = Pcg64::from_words(state.rng);
-        ppo.obs_stats = state.obs_stats;
-        ppo.reward_normalizer = state.reward_normalizer;
-        ppo.next_obs = state.next_obs;
-        Ok(ppo)
-    }
-
     /// Runs the deterministic policy (argmax / mean action, observation statistics frozen) for
     /// `episodes` episodes on fresh envs seeded from `seed`, returning each episode's return.
     pub fn evaluate(&self, episodes: usize, seed: u64) -> Result<Vec<f64>> {
@@ -842,10 +759,10 @@ fn process_status_bytes(field: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn small(env: &str, continuous: bool) -> PpoConfig {
+    pub(super) fn small(env: &str, continuous: bool) -> PpoConfig {
         let base = if continuous {
             PpoConfig::continuous()
         } else {
@@ -977,50 +894,6 @@ mod tests {
         assert!((ppo.learning_rate() - lr * 0.5).abs() < 1e-12);
         ppo.config.anneal_lr = false;
         assert_eq!(ppo.learning_rate(), lr);
-    }
-
-    #[test]
-    fn a_save_and_load_continues_identically() {
-        let dir = std::env::temp_dir().join(format!("hone-ppo-ckpt-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        for (env, continuous) in [("CartPole-v1", false), ("Pendulum-v1", true)] {
-            let config = small(env, continuous);
-            let mut a = Ppo::new(config.clone()).unwrap();
-            a.iterate().unwrap();
-            a.save(&dir).unwrap();
-            let want: Vec<_> = (0..2).map(|_| a.iterate().unwrap()).collect();
-            let mut b = Ppo::load(config, &dir).unwrap();
-            let got: Vec<_> = (0..2).map(|_| b.iterate().unwrap()).collect();
-            for (w, g) in want.iter().zip(&got) {
-                assert_eq!((w.update, w.global_step), (g.update, g.global_step));
-                assert_eq!(w.losses.policy_loss, g.losses.policy_loss, "{env}");
-                assert_eq!(w.losses.value_loss, g.losses.value_loss, "{env}");
-                assert_eq!(w.episodes, g.episodes, "{env}");
-            }
-        }
-    }
-
-    #[test]
-    fn a_corrupt_checkpoint_is_a_clear_error() {
-        let dir = std::env::temp_dir().join(format!("hone-ppo-corrupt-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = small("CartPole-v1", false);
-        Ppo::new(config.clone()).unwrap().save(&dir).unwrap();
-        std::fs::write(dir.join("model.safetensors"), b"not a safetensors file").unwrap();
-        let err = Ppo::load(config.clone(), &dir).unwrap_err().to_string();
-        assert!(err.contains("model.safetensors"), "{err}");
-        std::fs::remove_file(dir.join("model.safetensors")).unwrap();
-        let err = Ppo::load(config.clone(), &dir).unwrap_err().to_string();
-        assert!(err.contains("model.safetensors is missing"), "{err}");
-        let wider = PpoConfig {
-            hidden_sizes: vec![32, 32],
-            ..config.clone()
-        };
-        Ppo::new(config.clone()).unwrap().save(&dir).unwrap();
-        let err = Ppo::load(wider, &dir).unwrap_err().to_string();
-        assert!(err.contains("has shape"), "{err}");
     }
 
     #[test]

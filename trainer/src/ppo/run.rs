@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hone_telemetry::{Event, MetricsWriter, RunControl, RunInfo, UpdateEvent, read_events};
+use hone_telemetry::{Event, MetricsWriter, RunControl, RunInfo, UpdateEvent};
 
 use super::{Ppo, PpoConfig};
 use crate::run_dir::{CheckpointStore, RunDir, write_atomic};
@@ -40,9 +40,11 @@ pub fn start(
     drive(run, ppo, control, observer)
 }
 
-/// Continues the run in `run` from its latest checkpoint. `total_timesteps`, when given,
-/// replaces the saved one (to train further). Metrics logged after that checkpoint are dropped,
-/// so the resumed run's metrics read as if it had never stopped.
+/// Continues the run in `run` (opened with [`RunDir::open_to_continue`]) from its latest
+/// checkpoint, or from the start when it was stopped before its first one. `total_timesteps`,
+/// when given, replaces the saved one (to train further; not below the checkpoint's step).
+/// Metrics logged after that checkpoint are dropped, so the resumed run's metrics read as if it
+/// had never stopped.
 pub fn resume(
     run: &RunDir,
     total_timesteps: Option<u64>,
@@ -53,47 +55,31 @@ pub fn resume(
         .map_err(|e| Error::Config(format!("{}: {e}", run.config_path().display())))?;
     if let Some(total) = total_timesteps {
         config.total_timesteps = total;
-        config.validate()?;
+    }
+    config.validate()?;
+    let store = CheckpointStore::new(run.checkpoints_dir(), config.keep_checkpoints);
+    let ppo = match store.latest()? {
+        Some(latest) => Ppo::load(config, &latest)?,
+        None => {
+            tracing::info!("no checkpoint yet: the run starts again from its first update");
+            Ppo::new(config)?
+        }
+    };
+    if total_timesteps.is_some() && ppo.config.num_iterations() < ppo.iteration {
+        return Err(Error::Config(format!(
+            "--total-steps {} is below the {} steps the run has already trained; give a larger \
+             number to train further",
+            ppo.config.total_timesteps, ppo.global_step
+        )));
+    }
+    if total_timesteps.is_some() {
         write_atomic(
             &run.config_path(),
-            crate::config::to_toml(&config)?.as_bytes(),
+            crate::config::to_toml(&ppo.config)?.as_bytes(),
         )?;
     }
-    let store = CheckpointStore::new(run.checkpoints_dir(), config.keep_checkpoints);
-    let Some(latest) = store.latest()? else {
-        return Err(Error::RunDir {
-            path: run.root().to_owned(),
-            message: "has no checkpoint to resume from".into(),
-        });
-    };
-    let ppo = Ppo::load(config, &latest)?;
-    truncate_metrics(run, ppo.global_step)?;
+    run.truncate_metrics((ppo.global_step > 0).then_some(ppo.global_step))?;
     drive(run, ppo, control, observer)
-}
-
-/// Keeps the events up to `global_step` (what the checkpoint had seen).
-fn truncate_metrics(run: &RunDir, global_step: u64) -> Result<()> {
-    let path = run.metrics_path();
-    if !path.exists() {
-        return Ok(());
-    }
-    let kept: Vec<Event> = read_events(&path)?
-        .into_iter()
-        .filter(|event| match event {
-            Event::Update(u) => u.global_step <= global_step,
-            Event::Checkpoint { global_step: s, .. } | Event::Finish { global_step: s, .. } => {
-                *s <= global_step
-            }
-            Event::Start(info) => info.global_step <= global_step,
-            Event::Rlhf(step) => step.step <= global_step,
-        })
-        .collect();
-    let mut text = String::new();
-    for event in &kept {
-        text.push_str(&serde_json::to_string(event).expect("events serialise"));
-        text.push('\n');
-    }
-    write_atomic(&path, text.as_bytes())
 }
 
 /// Where events go: the run's metrics file, then the observer.
