@@ -249,7 +249,7 @@ pub fn run_training(args: &TrainArgs, reward_model: bool) -> Result<()> {
             .map_or(0, |d| d.as_secs());
         format!("{command}__{}__{now}", config.seed)
     });
-    let run = RunDir::create(&args.runs_dir.join(name))?;
+    let run = RunDir::create_in(&args.runs_dir, &name)?;
     crate::logging::log_to(&run.log_path())?;
     println!("run directory: {}", run.root().display());
     let summary = if reward_model {

@@ -169,7 +169,7 @@ fn run_file(args: &RunArgs) -> Result<()> {
     crate::llm::set_up_libtorch(args.threads)?;
     let (run, config, resume) = match &args.resume {
         Some(dir) => {
-            let run = RunDir::open(dir)?;
+            let run = RunDir::open_to_continue(dir)?;
             let config: RunConfig = hone_trainer::config::resolve(
                 &RunConfig::default(),
                 Some(&run.config_path()),
@@ -196,7 +196,7 @@ fn run_file(args: &RunArgs) -> Result<()> {
                     .map_or(0, |d| d.as_secs());
                 format!("rlhf__{:?}__{}__{now}", config.algorithm, config.seed).to_lowercase()
             });
-            (RunDir::create(&args.runs_dir.join(name))?, config, false)
+            (RunDir::create_in(&args.runs_dir, &name)?, config, false)
         }
     };
     crate::logging::log_to(&run.log_path())?;

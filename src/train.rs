@@ -105,7 +105,7 @@ enum Plan {
 pub fn run_train(args: &TrainArgs) -> Result<()> {
     let dashboard = !args.no_tui && std::io::stdout().is_terminal();
     let (run, plan) = if let Some(run_path) = &args.resume {
-        (RunDir::open(run_path)?, Plan::Resume)
+        (RunDir::open_to_continue(run_path)?, Plan::Resume)
     } else {
         let env_id = env_id(args)?;
         let mut config: PpoConfig = hone_trainer::config::resolve(
@@ -128,7 +128,7 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
             .name
             .clone()
             .unwrap_or_else(|| default_run_name(&config));
-        let run = RunDir::create(&args.runs_dir.join(&name))?;
+        let run = RunDir::create_in(&args.runs_dir, &name)?;
         (run, Plan::Start(Box::new(config)))
     };
     crate::logging::log_to(&run.log_path())?;

@@ -889,17 +889,8 @@ pub fn run_rlhf(
     config.validate()?;
     let device = parse_device(&config.device)?;
     let store = CheckpointStore::new(run.checkpoints_dir(), config.keep_checkpoints);
-    let resume_from = if resume {
-        Some(store.latest()?.ok_or_else(|| Error::Io {
-            path: run.checkpoints_dir(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "no checkpoint to resume from",
-            ),
-        })?)
-    } else {
-        None
-    };
+    // A run stopped before its first checkpoint starts again from the run file's models.
+    let resume_from = if resume { store.latest()? } else { None };
     let policy_dir = resume_from.clone().unwrap_or_else(|| config.policy.clone());
     let Checkpoint {
         model: policy,
@@ -983,6 +974,10 @@ pub fn run_rlhf(
     } else {
         let text = hone_trainer::config::to_toml(config)?;
         crate::checkpoint::write_file(&run.config_path(), text.as_bytes())?;
+    }
+    if resume {
+        // What was logged after the checkpoint is done again: the metrics read as one run.
+        run.truncate_metrics((step > 0).then_some(step))?;
     }
     let mut metrics = Metrics::open(&run.metrics_path())?;
     let started = Instant::now();

@@ -401,8 +401,30 @@ impl Optimiser {
                 1.0 / clip,
             )?;
             self.steps += 1;
+            if let Some(what) = self.first_non_finite()? {
+                return Err(Error::Diverged(format!(
+                    "{what} holds NaN or infinite values after optimiser step {} (learning_rate \
+                     {}); nothing of this step is saved",
+                    self.steps, self.learning_rate
+                )));
+            }
             Ok(norm)
         })
+    }
+
+    /// The first parameter or Adam moment that holds a NaN or an infinity, named.
+    pub fn first_non_finite(&self) -> Result<Option<String>> {
+        for (what, tensors) in [
+            ("parameter", &self.params),
+            ("Adam exp_avg of", &self.exp_avg),
+            ("Adam exp_avg_sq of", &self.exp_avg_sq),
+        ] {
+            let named = self.names.iter().map(String::as_str).zip(tensors);
+            if let Some(name) = hone_trainer::params::first_non_finite(named)? {
+                return Ok(Some(format!("{what} `{name}`")));
+            }
+        }
+        Ok(None)
     }
 
     pub fn learning_rate(&self) -> f64 {

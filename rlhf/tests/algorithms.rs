@@ -91,7 +91,7 @@ fn remax_config(setup: &SortingSetup) -> RunConfig {
 fn run(name: &str, config: &RunConfig, resume: bool) -> hone_rlhf::Result<RunSummary> {
     let root = sorting_setup().dir.join(name);
     let dir = if resume {
-        RunDir::open(&root).unwrap()
+        RunDir::open_to_continue(&root).unwrap()
     } else {
         RunDir::create(&root).unwrap()
     };
@@ -323,7 +323,8 @@ fn trained_tensors(name: &str, step: u64) -> Vec<(String, tch::Tensor)> {
     out
 }
 
-/// A run stopped after 2 steps and resumed to 3 ends where the uninterrupted run does.
+/// A run stopped after 1 or 2 steps and resumed to 3 ends where the uninterrupted run does, to
+/// the bit.
 fn check_resume(prefix: &str, config: &RunConfig) {
     let setup = sorting_setup();
     let _lock = sampling_lock();
@@ -331,25 +332,30 @@ fn check_resume(prefix: &str, config: &RunConfig) {
     config.eval.data = None;
     config.steps = 3;
     config.save_every = 1;
-    let (straight, split) = (format!("{prefix}-straight"), format!("{prefix}-split"));
+    let straight = format!("{prefix}-straight");
     run(&straight, &config, false).unwrap();
-    let mut first = config.clone();
-    first.steps = 2;
-    run(&split, &first, false).unwrap();
-    let resumed = run(&split, &config, true).unwrap();
-    assert_eq!(resumed.steps, 3);
-    let (a, b) = (trained_tensors(&straight, 3), trained_tensors(&split, 3));
-    assert_eq!(a.len(), b.len());
+    let a = trained_tensors(&straight, 3);
     let moved = load_initial_distance(&setup.sft, &a);
     assert!(moved > 0.0, "training changed nothing");
-    for ((name, x), (other, y)) in a.iter().zip(&b) {
-        assert_eq!(name, other);
-        let diff = (x - y).abs().max().double_value(&[]);
-        assert!(
-            diff < 1e-5,
-            "{prefix} {name}: resumed run differs by {diff}"
-        );
+    for stop in [1, 2] {
+        let split = format!("{prefix}-split-{stop}");
+        let mut first = config.clone();
+        first.steps = stop;
+        run(&split, &first, false).unwrap();
+        let resumed = run(&split, &config, true).unwrap();
+        assert_eq!(resumed.steps, 3);
+        let b = trained_tensors(&split, 3);
+        assert_eq!(a.len(), b.len());
+        for ((name, x), (other, y)) in a.iter().zip(&b) {
+            assert_eq!(name, other);
+            assert!(
+                x.equal(y),
+                "{prefix} {name}: the run resumed after step {stop} differs by {}",
+                (x - y).abs().max().double_value(&[])
+            );
+        }
     }
+    let split = format!("{prefix}-split-2");
     let metrics =
         std::fs::read_to_string(setup.dir.join(format!("{split}/metrics.jsonl"))).unwrap();
     let steps: Vec<(u64, Option<f64>)> = metrics
@@ -444,6 +450,30 @@ fn a_nan_reward_stops_the_run_and_keeps_the_last_good_checkpoint() {
         last.contains("\"finish\"") && last.contains("NaN"),
         "{last}"
     );
+}
+
+/// A learning rate that makes the weights infinite stops the run at that step, naming the
+/// tensor; nothing of it is saved (the earlier checkpoint stays the latest).
+#[test]
+fn non_finite_weights_stop_the_run_before_anything_is_saved() {
+    let setup = sorting_setup();
+    let _lock = sampling_lock();
+    let mut config = remax_config(setup);
+    config.eval.data = None;
+    config.steps = 1;
+    run("inf-guard", &config, false).unwrap();
+    config.steps = 3;
+    config.learning_rate = 3e38;
+    let err = run("inf-guard", &config, true).unwrap_err().to_string();
+    assert!(
+        err.contains("parameter `") && err.contains("holds NaN or infinite values"),
+        "{err}"
+    );
+    let checkpoints: Vec<String> = std::fs::read_dir(setup.dir.join("inf-guard/checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(checkpoints, ["step-000000000001"]);
 }
 
 /// Small budget (CI): ReMax with the exact-match reward raises greedy accuracy on held-out
