@@ -124,6 +124,7 @@ pub fn run_train(args: &TrainArgs) -> Result<()> {
             config.device = device.clone();
         }
         config.validate()?;
+        ppo::check_rollout_fits(&config)?;
         let name = args
             .name
             .clone()
@@ -284,7 +285,12 @@ pub(crate) fn install_ctrl_c(dashboard: bool) -> Result<Arc<RunControl>> {
         if handle.request_stop() {
             hone_tui::restore_terminal();
             eprintln!("\ninterrupted again: exiting without a checkpoint");
-            std::process::exit(130);
+            // SAFETY: _exit ends the process at once and touches no Rust or C++ state. Not
+            // `exit`: it runs libtorch's static destructors while the main thread may still be
+            // inside a libtorch operation, which then panics ("Invalid (backend, op) pair").
+            // What was written is on disk already: metrics lines and checkpoints are whole
+            // files or single writes.
+            unsafe { libc::_exit(130) };
         }
         if !dashboard {
             eprintln!("\nstopping after this update (Ctrl-C again to exit now)");

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod classic;
 pub mod env;
 pub mod error;
+pub mod memory;
 #[cfg(feature = "mujoco")]
 pub mod mujoco;
 pub mod pool;

@@ -1222,3 +1222,16 @@ fn costly_envs_of_a_small_async_pool_are_shared_by_its_threads() {
         );
     });
 }
+
+/// A pool too large for the machine is an error naming num_envs, before anything is allocated
+/// (2^31 - 1 CartPole envs used to abort in the allocator).
+#[test]
+fn a_pool_too_large_for_the_machine_is_refused() {
+    let err = EnvPool::new(PoolConfig::new("CartPole-v1", u32::MAX as usize / 2))
+        .expect_err("a pool of 2^31 - 1 envs does not fit")
+        .to_string();
+    assert!(
+        err.contains("num_envs = 2147483647 needs about") && err.contains("available"),
+        "{err}"
+    );
+}

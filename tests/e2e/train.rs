@@ -111,6 +111,73 @@ fn ctrl_c_checkpoints_and_resume_matches_an_uninterrupted_run() {
     assert_eq!(learning_record(&dir.join("cut")), whole_record);
 }
 
+/// While a run trains, a second `hone train --resume` of it is refused with the holder's pid
+/// (the two used to interleave checkpoints); then a double Ctrl-C in the middle of libtorch work
+/// exits at once with 130, without the panic that `exit` racing libtorch's teardown gave.
+#[test]
+fn a_live_run_is_locked_and_a_second_ctrl_c_exits_cleanly() {
+    let dir = runs_dir("lock");
+    let heavy = [
+        "train",
+        "--env",
+        "CartPole-v1",
+        "--no-tui",
+        "--runs-dir",
+        dir.to_str().unwrap(),
+        "--name",
+        "live",
+        "--set",
+        "num_envs=64",
+        "--set",
+        "num_steps=512",
+        "--set",
+        "update_epochs=50",
+        "--set",
+        "num_minibatches=64",
+        "--total-steps",
+        "100000000",
+    ];
+    let child = Command::new(env!("CARGO_BIN_EXE_hone"))
+        .args(heavy)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let metrics = dir.join("live/metrics.jsonl");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&metrics)
+        .unwrap_or_default()
+        .contains("\"event\":\"start\"")
+    {
+        assert!(start.elapsed() < Duration::from_secs(60), "no start event");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let second = hone(&["train", "--resume", dir.join("live").to_str().unwrap()]);
+    assert!(!second.status.success());
+    let err = stderr(&second);
+    assert!(
+        err.contains(&format!("is being written by process {}", child.id())),
+        "{err}"
+    );
+    // Inside the first update's libtorch work by now.
+    std::thread::sleep(Duration::from_millis(1500));
+    for _ in 0..2 {
+        let status = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("interrupted again") && !err.contains("panicked"),
+        "{err}"
+    );
+}
+
 #[test]
 fn eval_runs_the_saved_policy() {
     let dir = runs_dir("eval");
@@ -202,6 +269,54 @@ fn bad_input_is_a_clear_error() {
     ];
     for (args, message) in cases {
         let output = hone(args);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        assert!(
+            stderr(&output).contains(message),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+}
+
+/// Sizes beyond the machine are clear errors naming the setting, before anything large is
+/// allocated (they used to panic on an overflowing product, abort in the allocator, or spawn
+/// thousands of threads).
+#[test]
+fn sizes_beyond_the_machine_are_clear_errors() {
+    let dir = runs_dir("sizes");
+    let d = dir.to_str().unwrap();
+    let train = ["train", "--env", "CartPole-v1", "--no-tui", "--runs-dir", d];
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--set", "num_envs=144115188075855872"],
+            "num_envs × num_steps = 144115188075855872 × 128 overflows",
+        ),
+        (
+            &[
+                "--set",
+                "num_steps=100000000000",
+                "--total-steps",
+                "1000000000000",
+            ],
+            "a rollout of num_steps × num_envs = 100000000000 × 4 needs about",
+        ),
+        (
+            &[
+                "--set",
+                "num_envs=10000000",
+                "--total-steps",
+                "100000000000",
+            ],
+            "a rollout of num_steps × num_envs = 128 × 10000000 needs about",
+        ),
+        (
+            &["--set", "torch_threads=100000"],
+            "torch_threads = 100000 exceeds this machine's",
+        ),
+    ];
+    for (extra, message) in cases {
+        let args = [&train[..], extra].concat();
+        let output = hone(&args);
         assert!(!output.status.success(), "{args:?} succeeded");
         assert!(
             stderr(&output).contains(message),

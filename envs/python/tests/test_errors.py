@@ -130,3 +130,9 @@ def test_sync_pool_rejects_async_only_misuse_with_clear_messages():
     with pytest.raises(RuntimeError, match=r"recv with nothing in flight: send actions first"):
         envs.recv()
     envs.close()
+
+
+def test_a_pool_too_large_for_the_machine_is_a_value_error():
+    # 2**31 - 1 envs used to abort the interpreter in the allocator.
+    with pytest.raises(ValueError, match=r"num_envs = 2147483647 needs about .* available"):
+        hone_envs.make("CartPole-v1", num_envs=2**31 - 1)

@@ -596,11 +596,30 @@ impl EnvPool {
                 "max_episode_steps = 0, must be at least 1".to_owned(),
             ));
         }
-        let envs: Vec<E> = (0..num_envs).map(|_| factory()).collect();
+        // Every size is checked before the envs and buffers are allocated: the envs
+        // themselves (at least their inline size), and per env a row of the buffers the
+        // observation is written to (a ring row, the caller's batch, a final observation).
+        let first = factory();
+        let obs_len = first.observation_space().flat_len();
+        let per_env = obs_len
+            .checked_mul(3 * std::mem::size_of::<f32>())
+            .and_then(|rows| rows.checked_add(std::mem::size_of::<E>() + 64));
+        let bytes = per_env.and_then(|b| b.checked_mul(num_envs));
+        if let Some(message) = crate::memory::does_not_fit(
+            &format!("num_envs = {num_envs}"),
+            bytes.and_then(|b| u64::try_from(b).ok()),
+        ) {
+            return Err(Error::InvalidConfig(message));
+        }
+        let mut envs: Vec<E> = Vec::new();
+        envs.try_reserve_exact(num_envs).map_err(|_| {
+            Error::InvalidConfig(format!("num_envs = {num_envs}: cannot allocate its envs"))
+        })?;
+        envs.push(first);
+        envs.extend((1..num_envs).map(|_| factory()));
         let observation_space = envs[0].observation_space();
         let action_space = envs[0].action_space();
         let action_check = ActionCheck::new(&action_space)?;
-        let obs_len = observation_space.flat_len();
         let is_async = batch_size < num_envs;
 
         let requested_threads = match config.num_threads {

@@ -151,6 +151,18 @@ impl PpoConfig {
                 return fail(format!("{name} must be at least 1"));
             }
         }
+        if self.num_envs.checked_mul(self.num_steps).is_none() {
+            return fail(format!(
+                "num_envs × num_steps = {} × {} overflows",
+                self.num_envs, self.num_steps
+            ));
+        }
+        for (name, threads) in [
+            ("torch_threads", self.torch_threads),
+            ("env_threads", self.env_threads),
+        ] {
+            hone_envs::memory::check_threads(name, threads).map_err(Error::Config)?;
+        }
         if self.num_minibatches > self.batch_size() {
             return fail(format!(
                 "num_minibatches = {} exceeds the batch size num_envs × num_steps = {}",

@@ -124,6 +124,7 @@ impl Ppo {
         if let Some(steps) = config.max_episode_steps {
             pool_config = pool_config.max_episode_steps(steps);
         }
+        check_rollout_fits(&config)?;
         let pool = hone_envs::registry::make(&config.env_id, pool_config)?;
         let obs_dim = match pool.observation_space() {
             Space::Box { shape, .. } => shape.iter().product::<usize>(),
@@ -628,6 +629,27 @@ impl Ppo {
             episodes,
             seed,
         )
+    }
+}
+
+/// The rollout's host buffers and their tensor copies for the update (about three copies of
+/// every row), checked against the memory available before the pool or any buffer is made
+/// (the spaces come from a one-env pool).
+pub fn check_rollout_fits(config: &PpoConfig) -> Result<()> {
+    let probe = hone_envs::registry::make(
+        &config.env_id,
+        PoolConfig::new(config.env_id.clone(), 1).num_threads(1),
+    )?;
+    let row_len = probe.observation_space().flat_len() + probe.action_space().flat_len() + 10;
+    let (t, n) = (config.num_steps, config.num_envs);
+    let bytes = t
+        .checked_mul(n)
+        .and_then(|rows| rows.checked_mul(row_len * 3 * std::mem::size_of::<f32>()))
+        .and_then(|b| u64::try_from(b).ok());
+    let what = format!("a rollout of num_steps × num_envs = {t} × {n}");
+    match hone_envs::memory::does_not_fit(&what, bytes) {
+        Some(message) => Err(Error::Config(message)),
+        None => Ok(()),
     }
 }
 
