@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use hone_kernels::SamplingFilter;
 use hone_rlhf::checkpoint::Checkpoint;
+use hone_rlhf::generate::check_prompt_lengths;
 use hone_rlhf::init::{InitSpec, create_random_checkpoint};
 use hone_rlhf::train::{StepReport, TrainConfig, parse_device, run_rm, run_sft};
 use hone_rlhf::{GenerateConfig, generate, left_pad};
@@ -20,11 +21,11 @@ pub(crate) fn set_up_libtorch(threads: Option<usize>) -> Result<()> {
         kept,
         "malloc keeps freed memory (HONE_KEEP_FREED_MEMORY=0 turns it off)"
     );
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = threads.unwrap_or(cores);
+    let threads = threads.unwrap_or_else(hone_envs::memory::cpus);
     if threads == 0 {
         bail!("--threads must be at least 1");
     }
+    hone_envs::memory::check_threads("--threads", threads).map_err(anyhow::Error::msg)?;
     tch::set_num_threads(i32::try_from(threads).context("--threads is too large")?);
     Ok(())
 }
@@ -36,15 +37,23 @@ pub enum ConvertCommand {
     Gguf {
         /// The .gguf file.
         file: PathBuf,
-        /// The folder to create (replaced whole if it exists).
+        /// The folder to write the checkpoint into (new or empty, unless --force).
         out_dir: PathBuf,
+        /// Write into a non-empty folder: replace the checkpoint files there (config.json,
+        /// model.safetensors, tokenizer files, ...), leaving every other file alone.
+        #[arg(long)]
+        force: bool,
     },
 }
 
 pub fn run_convert(command: &ConvertCommand) -> Result<()> {
     match command {
-        ConvertCommand::Gguf { file, out_dir } => {
-            let config = hone_rlhf::gguf::convert_to_hf(file, out_dir)?;
+        ConvertCommand::Gguf {
+            file,
+            out_dir,
+            force,
+        } => {
+            let config = hone_rlhf::gguf::convert_to_hf(file, out_dir, *force)?;
             println!(
                 "converted {} -> {} ({} layers, hidden {}, vocab {})",
                 file.display(),
@@ -105,6 +114,12 @@ fn parse_kind(text: &str) -> Result<Kind> {
 }
 
 pub fn run_generate(args: &GenerateArgs) -> Result<()> {
+    if args.max_new_tokens < 1 {
+        bail!(
+            "--max-new-tokens {}: expected at least 1",
+            args.max_new_tokens
+        );
+    }
     set_up_libtorch(args.threads)?;
     let device = parse_device(&args.device)?;
     let ckpt = Checkpoint::load(&args.model, device, parse_kind(&args.dtype)?)?;
@@ -126,6 +141,15 @@ pub fn run_generate(args: &GenerateArgs) -> Result<()> {
         .pad_token_id
         .or(eos.first().copied())
         .unwrap_or(0);
+    // Each prompt non-empty and, with --max-new-tokens new tokens, within the model's context:
+    // checked before the KV cache (batch x context positions) is allocated.
+    let lengths: Vec<i64> = prompts.iter().map(|p| p.len() as i64).collect();
+    check_prompt_lengths(
+        &lengths,
+        args.max_new_tokens,
+        "--max-new-tokens",
+        ckpt.model.config().max_positions(),
+    )?;
     let (ids, mask) = left_pad(&prompts, pad, device)?;
     let config = GenerateConfig {
         max_new_tokens: args.max_new_tokens,
@@ -173,9 +197,13 @@ pub struct InitArgs {
     untied: bool,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// The checkpoint folder to create.
+    /// The folder to write the checkpoint into (new or empty, unless --force).
     #[arg(long)]
     out: PathBuf,
+    /// Write into a non-empty folder: replace the checkpoint files there, leaving every other
+    /// file alone.
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn run_init(args: &InitArgs) -> Result<()> {
@@ -191,7 +219,7 @@ pub fn run_init(args: &InitArgs) -> Result<()> {
         seed: args.seed,
         ..InitSpec::default()
     };
-    let config = create_random_checkpoint(&spec, &args.out)?;
+    let config = create_random_checkpoint(&spec, &args.out, args.force)?;
     println!(
         "created {} ({} {} layers, hidden {}, vocab {})",
         args.out.display(),

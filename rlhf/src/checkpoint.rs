@@ -186,11 +186,20 @@ impl Checkpoint {
 pub fn load_model(dir: &Path, config: ModelConfig, device: Device, kind: Kind) -> Result<CausalLm> {
     let tensors = read_weights(dir)?;
     let name = dir.display().to_string();
-    let model = CausalLm::from_weights(config, WeightSource::new(tensors, &name, device, kind));
+    let model = CausalLm::from_weights(config, WeightSource::new(tensors, &name, device, kind))?;
     // The file buffers are freed by now; with freed memory kept (crate::memory) they would stay
     // in the heap, which a model on the GPU never reuses.
     crate::memory::release_free_memory();
-    model
+    let named = model.named_parameters();
+    let named = named.iter().map(|(n, t)| (n.as_str(), t));
+    if let Some(tensor) = hone_trainer::params::first_non_finite(named)? {
+        return Err(Error::Tensor {
+            source_name: name,
+            tensor: tensor.to_owned(),
+            message: "holds NaN or infinite values".into(),
+        });
+    }
+    Ok(model)
 }
 
 fn dtype_name(kind: Kind) -> &'static str {
@@ -245,7 +254,58 @@ pub fn save_pretrained(
     })
 }
 
-/// Fills a temporary sibling of `dest` with `write`, then swaps it in place of `dest`.
+/// Writes a command's output files into the folder `dest` (`hone convert`, `hone init`) without
+/// touching anything else there: a new or empty folder is filled; a non-empty one only with
+/// `force`, and then only the files `write` makes are replaced, each whole. `write` fills a
+/// temporary folder inside `dest`, whose files are then renamed into place, so a failed write
+/// changes nothing. A path that is a file is an error, and is left alone.
+pub fn write_into_folder(
+    dest: &Path,
+    force: bool,
+    write: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
+    let refuse = |message: &str| Error::Io {
+        path: dest.to_owned(),
+        source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, message.to_owned()),
+    };
+    if dest.exists() && !dest.is_dir() {
+        return Err(refuse(
+            "exists and is not a folder; give a folder to write into",
+        ));
+    }
+    let occupied = fs::read_dir(dest).is_ok_and(|mut entries| entries.next().is_some());
+    if occupied && !force {
+        return Err(refuse(
+            "is not empty; pass --force to replace the files this command writes there (other \
+             files are left alone), or give a new folder",
+        ));
+    }
+    fs::create_dir_all(dest).map_err(io_error(dest))?;
+    let tmp = dest.join(format!(".hone.tmp-{}", std::process::id()));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(io_error(&tmp))?;
+    }
+    fs::create_dir(&tmp).map_err(io_error(&tmp))?;
+    let moved = write(&tmp).and_then(|()| {
+        for entry in fs::read_dir(&tmp).map_err(io_error(&tmp))? {
+            let entry = entry.map_err(io_error(&tmp))?;
+            let target = dest.join(entry.file_name());
+            if target.is_dir() {
+                return Err(refuse(&format!(
+                    "holds a folder named {:?} where this command writes a file",
+                    entry.file_name()
+                )));
+            }
+            fs::rename(entry.path(), &target).map_err(io_error(&target))?;
+        }
+        Ok(())
+    });
+    let _ = fs::remove_dir_all(&tmp);
+    moved
+}
+
+/// Fills a temporary sibling of `dest` with `write`, then swaps it in place of `dest` (for
+/// folders hone owns whole: a run's checkpoints).
 pub fn save_folder_atomically(dest: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let parent = dest
         .parent()

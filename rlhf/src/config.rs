@@ -7,6 +7,14 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result, io_error, malformed};
 
+mod validate;
+
+pub(crate) use validate::{Invalid, check_gpt2, check_llama};
+pub use validate::{
+    MAX_LAYERS, MAX_PARAMETERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH, gpt2_parameters,
+    llama_parameters,
+};
+
 /// Rotary-embedding frequency scaling (`rope_scaling` / `rope_parameters` in config.json).
 #[derive(Clone, Debug, PartialEq)]
 pub enum RopeScaling {
@@ -188,6 +196,18 @@ fn json_kind(value: &Value) -> &'static str {
     }
 }
 
+impl ArchConfig {
+    /// What a config must satisfy for hone to build and run the model (positive sizes within
+    /// bounds, heads that divide, finite positive epsilons and rotary bases), in Hugging Face's
+    /// field names.
+    pub(crate) fn check(&self) -> std::result::Result<(), Invalid> {
+        match self {
+            ArchConfig::Llama(c) => check_llama(c, validate::same_name),
+            ArchConfig::Gpt2(c) => check_gpt2(c),
+        }
+    }
+}
+
 impl ModelConfig {
     /// Reads `dir/config.json`.
     pub fn load(dir: &Path) -> Result<Self> {
@@ -204,10 +224,19 @@ impl ModelConfig {
             field: "model_type".into(),
             message: "missing (expected \"llama\" or \"gpt2\")".into(),
         })?;
+        let invalid = |e: Invalid| fields.error(e.field, e.message);
         let arch = match model_type {
             // Mistral and Qwen2-without-bias share the Llama block; only llama is declared here.
-            "llama" => ArchConfig::Llama(parse_llama(&fields)?),
-            "gpt2" => ArchConfig::Gpt2(parse_gpt2(&fields)?),
+            "llama" => {
+                let config = parse_llama(&fields)?;
+                check_llama(&config, validate::same_name).map_err(invalid)?;
+                ArchConfig::Llama(config)
+            }
+            "gpt2" => {
+                let config = parse_gpt2(&fields)?;
+                check_gpt2(&config).map_err(invalid)?;
+                ArchConfig::Gpt2(config)
+            }
             other => {
                 return Err(Error::Field {
                     path: path.to_owned(),
@@ -523,7 +552,7 @@ fn parse_gpt2(f: &Fields) -> Result<Gpt2Config> {
         n_embd,
         n_layer: f.dim("n_layer")?,
         n_head,
-        n_inner: f.opt_dim("n_inner")?.unwrap_or(4 * n_embd),
+        n_inner: f.opt_dim("n_inner")?.unwrap_or(n_embd.saturating_mul(4)),
         layer_norm_epsilon: f.f64_or("layer_norm_epsilon", 1e-5)?,
     })
 }

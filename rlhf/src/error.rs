@@ -35,6 +35,14 @@ pub enum Error {
         value: String,
         expected: String,
     },
+    /// One row of a batch (a prompt, a sequence) cannot be used: empty, or too long for the
+    /// model's context.
+    #[error("{what} {index}: {message}")]
+    Row {
+        what: &'static str,
+        index: usize,
+        message: String,
+    },
     /// The tokenizer (tokenizers crate) or the chat template failed.
     #[error("tokenizer: {0}")]
     Tokenizer(String),

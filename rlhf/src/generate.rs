@@ -3,7 +3,7 @@
 
 use hone_kernels::tensor::sampling::greedy;
 use hone_kernels::{SamplingFilter, sample, token_logprobs};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
 use crate::model::{CausalLm, KvCache};
@@ -62,6 +62,55 @@ impl Generated {
     }
 }
 
+/// Checks a batch of prompts, given by their token counts, against the model's `context`
+/// (`max_position_embeddings`): every prompt needs a token (an empty row would be all padding,
+/// continued from nothing), and each prompt plus `max_new_tokens` new tokens must fit the
+/// context. Beyond it a model runs on positions it never saw in training (GPT-2 cannot run at
+/// all), which transformers only warns about; hone refuses, as a run's `Prompts::load` does.
+/// `setting` is how the caller names `max_new_tokens` in errors (a flag, a config key).
+pub fn check_prompt_lengths(
+    lengths: &[i64],
+    max_new_tokens: i64,
+    setting: &str,
+    context: i64,
+) -> Result<()> {
+    let error = |index: usize, message: String| Error::Row {
+        what: "prompt",
+        index,
+        message,
+    };
+    for (index, &n) in lengths.iter().enumerate() {
+        if n < 1 {
+            return Err(error(
+                index,
+                "has no tokens (every prompt needs at least one)".into(),
+            ));
+        }
+        if n >= context {
+            return Err(error(
+                index,
+                format!(
+                    "has {n} tokens, which leaves no room for a new one in the model's context \
+                     of {context} positions (max_position_embeddings)"
+                ),
+            ));
+        }
+        let needed = n.saturating_add(max_new_tokens);
+        if needed > context {
+            return Err(error(
+                index,
+                format!(
+                    "has {n} tokens; with {setting} = {max_new_tokens} it needs {needed} \
+                     positions, beyond the model's context of {context} \
+                     (max_position_embeddings): at most {} new tokens fit",
+                    context - n
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Continues each prompt row of `prompt_ids [B, P]` (left-padded, `prompt_mask` 1 at real
 /// tokens) by up to `config.max_new_tokens` tokens; a row stops at any of `eos`. Sampling uses
 /// libtorch's default generator (seed it with `tch::manual_seed`).
@@ -117,17 +166,38 @@ pub fn generate_repeated(
         });
     }
     let (b, p) = (prompt_ids.size()[0], prompt_ids.size()[1]);
+    if b < 1 || p < 1 {
+        return Err(Error::Parameter {
+            name: "prompt shapes",
+            value: format!("ids {:?}", prompt_ids.size()),
+            expected: "[B, P] with at least one prompt of at least one position".into(),
+        });
+    }
+    // Every row's real tokens, checked against the context before any buffer is allocated
+    // (the KV cache holds P + max_new_tokens positions per row).
+    let lengths = Vec::<i64>::try_from(
+        prompt_mask
+            .f_ne(0)?
+            .f_sum_dim_intlist(1, false, Kind::Int64)?
+            .f_to_device(Device::Cpu)?,
+    )?;
+    let longest = runs
+        .iter()
+        .map(|(c, _)| c.max_new_tokens)
+        .max()
+        .unwrap_or(1);
+    check_prompt_lengths(
+        &lengths,
+        longest,
+        "max_new_tokens",
+        model.config().max_positions(),
+    )?;
     let eos_ids = Tensor::from_slice(eos).f_to_device(device)?;
     let cached = runs.iter().all(|(c, _)| c.use_cache);
     tch::no_grad(|| {
         // The prompts' last hidden state and their cache, computed once when every run caches.
         let mut prefill = if cached {
-            let longest = runs
-                .iter()
-                .map(|(c, _)| c.max_new_tokens)
-                .max()
-                .unwrap_or(1);
-            let mut cache = model.new_cache(b, p + longest);
+            let mut cache = model.new_cache(b, p + longest)?;
             let hidden = model.forward_hidden(&prompt_ids, &prompt_mask, Some(&mut cache))?;
             Some((hidden.f_select(1, p - 1)?, cache))
         } else {
@@ -220,4 +290,168 @@ fn decode(
         logprobs: Tensor::f_stack(&logprobs, 1)?,
         mask: Tensor::f_stack(&alive, 1)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::config::{ArchConfig, LlamaConfig, ModelConfig, RopeScaling};
+    use crate::model::WeightSource;
+
+    const CONTEXT: i64 = 16;
+
+    /// A one-layer Llama of a 16-position context with fixed (not sampled: the global generator
+    /// is left alone) weights.
+    fn tiny_model() -> CausalLm {
+        let c = LlamaConfig {
+            vocab_size: 32,
+            hidden_size: 16,
+            intermediate_size: 32,
+            num_hidden_layers: 1,
+            num_attention_heads: 2,
+            num_key_value_heads: 1,
+            head_dim: 8,
+            rms_norm_eps: 1e-5,
+            rope_theta: 10000.0,
+            rope_scaling: RopeScaling::None,
+            max_position_embeddings: CONTEXT,
+            tie_word_embeddings: true,
+            attention_bias: false,
+            mlp_bias: false,
+        };
+        let mut tensors = HashMap::new();
+        let mut add = |name: &str, shape: &[i64]| {
+            let n: i64 = shape.iter().product();
+            let values = Tensor::arange(n, (Kind::Float, Device::Cpu))
+                .f_mul_scalar(0.7)
+                .and_then(|t| t.f_sin())
+                .and_then(|t| t.f_mul_scalar(0.2))
+                .and_then(|t| t.f_view(shape))
+                .unwrap();
+            tensors.insert(name.to_owned(), values);
+        };
+        add("model.embed_tokens.weight", &[32, 16]);
+        add("model.norm.weight", &[16]);
+        let p = "model.layers.0";
+        add(&format!("{p}.input_layernorm.weight"), &[16]);
+        add(&format!("{p}.post_attention_layernorm.weight"), &[16]);
+        add(&format!("{p}.self_attn.q_proj.weight"), &[16, 16]);
+        add(&format!("{p}.self_attn.k_proj.weight"), &[8, 16]);
+        add(&format!("{p}.self_attn.v_proj.weight"), &[8, 16]);
+        add(&format!("{p}.self_attn.o_proj.weight"), &[16, 16]);
+        add(&format!("{p}.mlp.gate_proj.weight"), &[32, 16]);
+        add(&format!("{p}.mlp.up_proj.weight"), &[32, 16]);
+        add(&format!("{p}.mlp.down_proj.weight"), &[16, 32]);
+        let config = ModelConfig::new(ArchConfig::Llama(c), None, Vec::new(), None);
+        let weights = WeightSource::new(tensors, "tiny", Device::Cpu, Kind::Float);
+        CausalLm::from_weights(config, weights).unwrap()
+    }
+
+    fn greedy(max_new_tokens: i64) -> GenerateConfig {
+        GenerateConfig {
+            max_new_tokens,
+            sampling: None,
+            use_cache: true,
+        }
+    }
+
+    /// Left-padded `[B, P]` ids and mask of `rows` (pad 0).
+    fn batch(rows: &[&[i64]]) -> (Tensor, Tensor) {
+        let p = rows.iter().map(|r| r.len()).max().unwrap();
+        let mut ids = Vec::new();
+        let mut mask = Vec::new();
+        for row in rows {
+            let gap = p - row.len();
+            ids.extend(std::iter::repeat_n(0, gap).chain(row.iter().copied()));
+            mask.extend(std::iter::repeat_n(0i64, gap).chain(std::iter::repeat_n(1, row.len())));
+        }
+        let shape = [rows.len() as i64, p as i64];
+        (
+            Tensor::from_slice(&ids).view(shape),
+            Tensor::from_slice(&mask).view(shape),
+        )
+    }
+
+    fn error(rows: &[&[i64]], config: &GenerateConfig) -> String {
+        let (ids, mask) = batch(rows);
+        match generate(&tiny_model(), &ids, &mask, &[], 0, config) {
+            Ok(out) => panic!("generated {:?} tokens", out.tokens.size()),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn generation_fills_the_context_exactly() {
+        let prompt: Vec<i64> = (1..=12).collect();
+        let (ids, mask) = batch(&[&prompt, &[3, 4]]);
+        for use_cache in [true, false] {
+            let config = GenerateConfig {
+                use_cache,
+                ..greedy(4)
+            };
+            let out = generate(&tiny_model(), &ids, &mask, &[], 0, &config).unwrap();
+            assert_eq!(out.tokens.size(), [2, 4]);
+        }
+    }
+
+    #[test]
+    fn prompts_beyond_the_context_are_an_error() {
+        let long: Vec<i64> = (1..=14).collect();
+        // 14 prompt tokens + 4 new ones need 18 positions of 16.
+        let e = error(&[&[1, 2], &long], &greedy(4));
+        assert!(
+            e.contains("prompt 1: has 14 tokens; with max_new_tokens = 4 it needs 18 positions")
+                && e.contains("context of 16")
+                && e.contains("at most 2 new tokens fit"),
+            "{e}"
+        );
+        let longer: Vec<i64> = (0..20).collect();
+        let e = error(&[&longer], &greedy(1));
+        assert!(
+            e.contains("prompt 0: has 20 tokens") && e.contains("context of 16"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_huge_max_new_tokens_is_an_error_before_any_allocation() {
+        let e = error(&[&[1, 2, 3]], &greedy(100_000_000_000));
+        assert!(
+            e.contains("max_new_tokens = 100000000000") && e.contains("context of 16"),
+            "{e}"
+        );
+        let e = error(&[&[1, 2, 3]], &greedy(i64::MAX));
+        assert!(e.contains("context of 16"), "{e}");
+    }
+
+    #[test]
+    fn an_empty_prompt_in_a_batch_is_an_error() {
+        let e = error(&[&[1, 2, 3], &[]], &greedy(2));
+        assert!(e.contains("prompt 1: has no tokens"), "{e}");
+        // A lone prompt of padding only.
+        let zeros = Tensor::zeros([1, 3], (Kind::Int64, Device::Cpu));
+        let e = generate(&tiny_model(), &zeros, &zeros, &[], 0, &greedy(2))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("prompt 0: has no tokens"), "{e}");
+    }
+
+    #[test]
+    fn prompt_lengths_name_the_setting_and_the_context() {
+        check_prompt_lengths(&[3, 12], 4, "--max-new-tokens", 16).unwrap();
+        let e = check_prompt_lengths(&[3, 13], 4, "--max-new-tokens", 16)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("prompt 1: has 13 tokens; with --max-new-tokens = 4")
+                && e.contains("at most 3 new tokens fit"),
+            "{e}"
+        );
+        let e = check_prompt_lengths(&[3, 0], 4, "--max-new-tokens", 16)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("prompt 1: has no tokens (every prompt"), "{e}");
+    }
 }

@@ -9,10 +9,12 @@ use std::path::Path;
 use serde_json::{Map, Value, json};
 use tch::Tensor;
 
-use crate::checkpoint::{GenerationDefaults, save_folder_atomically, write_checkpoint_files};
+use crate::checkpoint::{GenerationDefaults, write_checkpoint_files, write_into_folder};
 use crate::config::{ArchConfig, LlamaConfig, ModelConfig, RopeScaling};
 use crate::error::{Error, Result, io_error, malformed};
 use crate::tokenizer::Tokenizer;
+
+mod validate;
 
 /// A metadata value.
 #[derive(Clone, Debug, PartialEq)]
@@ -102,8 +104,12 @@ impl GgufTensor {
         self.dims.iter().rev().map(|&d| d as i64).collect()
     }
 
-    fn numel(&self) -> usize {
-        self.dims.iter().product::<u64>() as usize
+    /// Elements, `None` when the dimensions overflow.
+    fn numel(&self) -> Option<usize> {
+        self.dims
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+            .and_then(|n| usize::try_from(n).ok())
     }
 }
 
@@ -203,6 +209,12 @@ impl Reader<'_> {
 impl GgufFile {
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(io_error(path))?;
+        Self::parse(bytes, path)
+    }
+
+    /// Parses the bytes of a GGUF file; `path` names it in errors. The header and the tensor
+    /// table are checked whole (see [`validate::check_layout`]) before the file is returned.
+    pub fn parse(bytes: Vec<u8>, path: &Path) -> Result<Self> {
         let mut r = Reader {
             bytes: &bytes,
             pos: 0,
@@ -225,6 +237,12 @@ impl GgufFile {
             let key = r.string()?;
             let kind = r.u32()?;
             let value = r.value(kind, 0)?;
+            if metadata.contains_key(&key) {
+                return Err(malformed(
+                    path,
+                    format!("metadata key `{key}` appears twice"),
+                ));
+            }
             metadata.insert(key, value);
         }
         let mut tensors = Vec::new();
@@ -254,13 +272,21 @@ impl GgufFile {
                 offset,
             });
         }
-        let alignment = metadata
-            .get("general.alignment")
-            .and_then(GgufValue::as_u64)
-            .unwrap_or(32)
-            .max(1) as usize;
-        let start = r.pos.div_ceil(alignment) * alignment;
-        let data = bytes.get(start..).unwrap_or_default().to_vec();
+        let alignment = match metadata.get("general.alignment") {
+            None => 32,
+            Some(v) => v
+                .as_u64()
+                .filter(|a| a.is_power_of_two() && *a <= 1 << 16)
+                .ok_or_else(|| Error::Field {
+                    path: path.to_owned(),
+                    field: "general.alignment".into(),
+                    message: format!("{v:?} is not a power of two up to 65536"),
+                })?,
+        };
+        let start = (r.pos as u64).div_ceil(alignment) * alignment;
+        let mut data = bytes;
+        data.drain(..(start as usize).min(data.len()));
+        validate::check_layout(path, &tensors, alignment, data.len())?;
         Ok(Self {
             version,
             metadata,
@@ -289,22 +315,46 @@ impl GgufFile {
             .ok_or_else(|| self.field_error(key, "expected an unsigned integer"))
     }
 
+    /// An integer metadata value that fits an i64 (sizes are checked against the config's
+    /// bounds afterwards), or `None` when absent.
+    fn opt_size(&self, key: &str) -> Result<Option<i64>> {
+        let Some(value) = self.get(key) else {
+            return Ok(None);
+        };
+        let v = value.as_u64().ok_or_else(|| {
+            self.field_error(key, format!("expected an unsigned integer, got {value:?}"))
+        })?;
+        i64::try_from(v)
+            .map(Some)
+            .map_err(|_| self.field_error(key, format!("{v} is too large")))
+    }
+
+    fn size(&self, key: &str) -> Result<i64> {
+        self.opt_size(key)?
+            .ok_or_else(|| self.field_error(key, "missing"))
+    }
+
+    /// A number (float or integer) metadata value, or `None` when absent.
+    fn opt_number(&self, key: &str) -> Result<Option<f64>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(value) => value
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| self.field_error(key, format!("expected a number, got {value:?}"))),
+        }
+    }
+
     /// The tensor dequantised to f32, in its row-major shape.
     pub fn dequantize(&self, tensor: &GgufTensor) -> Result<Tensor> {
-        let numel = tensor.numel();
-        let (block, block_bytes) = tensor.kind.block();
+        let len = validate::data_bytes(&self.path, tensor)?;
+        let numel = tensor.numel().unwrap_or(0);
         let tensor_error = |message: String| Error::Tensor {
             source_name: self.path.display().to_string(),
             tensor: tensor.name.clone(),
             message,
         };
-        if !numel.is_multiple_of(block) {
-            return Err(tensor_error(format!(
-                "{numel} elements is not a whole number of {block}-element blocks"
-            )));
-        }
-        let len = numel / block * block_bytes;
-        let start = tensor.offset as usize;
+        let start = usize::try_from(tensor.offset).unwrap_or(usize::MAX);
         let bytes = start
             .checked_add(len)
             .and_then(|end| self.data.get(start..end))
@@ -363,7 +413,20 @@ pub fn dequantize_blocks(kind: GgmlType, bytes: &[u8], numel: usize) -> Vec<f32>
 /// Undoes llama.cpp's interleaving of the rotary halves in the query/key rows of each head.
 pub fn unpermute_rows(weight: &Tensor, heads: i64) -> Result<Tensor> {
     let size = weight.size();
-    let (rows, rest) = (size[0], &size[1..]);
+    let Some((&rows, rest)) = size.split_first() else {
+        return Err(Error::Parameter {
+            name: "query/key weight shape",
+            value: format!("{size:?}"),
+            expected: "at least one dimension".into(),
+        });
+    };
+    if heads < 1 || heads.checked_mul(2).is_none_or(|n| rows % n != 0) {
+        return Err(Error::Parameter {
+            name: "query/key heads",
+            value: heads.to_string(),
+            expected: format!("a positive count whose double divides the {rows} rows"),
+        });
+    }
     let mut view = vec![heads, rows / heads / 2, 2];
     view.extend_from_slice(rest);
     Ok(weight
@@ -414,31 +477,57 @@ pub fn llama_config(file: &GgufFile) -> Result<ModelConfig> {
         ));
     }
     let key = |k: &str| format!("llama.{k}");
-    let dim = |k: &str| -> Result<i64> { Ok(file.require_u64(&key(k))? as i64) };
-    let hidden = dim("embedding_length")?;
-    let heads = dim("attention.head_count")?;
-    let kv_heads = match file.get(&key("attention.head_count_kv")) {
-        Some(v) => v
-            .as_u64()
-            .ok_or_else(|| file.field_error(&key("attention.head_count_kv"), "not an integer"))?
-            as i64,
-        None => heads,
-    };
+    let hidden = file.size(&key("embedding_length"))?;
+    let heads = file.size(&key("attention.head_count"))?;
+    let kv_heads = file
+        .opt_size(&key("attention.head_count_kv"))?
+        .unwrap_or(heads);
     let tokens = match file.get("tokenizer.ggml.tokens") {
-        Some(GgufValue::Array(t)) => t.len() as i64,
-        _ => 0,
+        None => None,
+        Some(GgufValue::Array(t)) => Some(t.len() as i64),
+        Some(_) => {
+            return Err(file.field_error("tokenizer.ggml.tokens", "expected an array of strings"));
+        }
     };
-    let vocab = match file.get(&key("vocab_size")) {
-        Some(v) => v.as_u64().unwrap_or(0) as i64,
-        None => tokens,
+    let vocab = match (file.opt_size(&key("vocab_size"))?, tokens) {
+        (Some(vocab), Some(tokens)) if vocab != tokens => {
+            return Err(file.field_error(
+                &key("vocab_size"),
+                format!("{vocab}, but tokenizer.ggml.tokens holds {tokens} tokens"),
+            ));
+        }
+        (Some(vocab), _) => vocab,
+        (None, Some(tokens)) => tokens,
+        (None, None) => {
+            return Err(
+                file.field_error(&key("vocab_size"), "missing, and no tokenizer.ggml.tokens")
+            );
+        }
     };
-    if vocab <= 0 {
-        return Err(file.field_error(&key("vocab_size"), "missing, and no tokenizer.ggml.tokens"));
+    let head_dim = match file.opt_size(&key("attention.key_length"))? {
+        Some(d) => d,
+        None if heads < 1 => {
+            return Err(file.field_error(
+                &key("attention.head_count"),
+                format!("{heads} must be a positive integer"),
+            ));
+        }
+        None if hidden % heads != 0 => {
+            return Err(file.field_error(
+                &key("attention.head_count"),
+                format!("{heads} does not divide llama.embedding_length = {hidden}"),
+            ));
+        }
+        None => hidden / heads,
+    };
+    if let Some(value_length) = file.opt_size(&key("attention.value_length"))?
+        && value_length != head_dim
+    {
+        return Err(file.field_error(
+            &key("attention.value_length"),
+            format!("{value_length} differs from the key length {head_dim} (not supported)"),
+        ));
     }
-    let head_dim = match file.get(&key("attention.key_length")) {
-        Some(v) => v.as_u64().unwrap_or(0) as i64,
-        None => hidden / heads.max(1),
-    };
     let rope_scaling = match file
         .get(&key("rope.scaling.type"))
         .and_then(GgufValue::as_str)
@@ -446,8 +535,7 @@ pub fn llama_config(file: &GgufFile) -> Result<ModelConfig> {
         None | Some("none") => RopeScaling::None,
         Some("linear") => RopeScaling::Linear {
             factor: file
-                .get(&key("rope.scaling.factor"))
-                .and_then(GgufValue::as_f64)
+                .opt_number(&key("rope.scaling.factor"))?
                 .ok_or_else(|| file.field_error(&key("rope.scaling.factor"), "missing"))?,
         },
         Some(other) => {
@@ -465,29 +553,30 @@ pub fn llama_config(file: &GgufFile) -> Result<ModelConfig> {
                 .into(),
         });
     }
-    let token_id = |k: &str| file.get(k).and_then(GgufValue::as_u64).map(|v| v as i64);
+    let token_id = |k: &str| {
+        file.get(k)
+            .and_then(GgufValue::as_u64)
+            .and_then(|v| i64::try_from(v).ok())
+    };
     let config = LlamaConfig {
         vocab_size: vocab,
         hidden_size: hidden,
-        intermediate_size: dim("feed_forward_length")?,
-        num_hidden_layers: dim("block_count")?,
+        intermediate_size: file.size(&key("feed_forward_length"))?,
+        num_hidden_layers: file.size(&key("block_count"))?,
         num_attention_heads: heads,
         num_key_value_heads: kv_heads,
         head_dim,
         rms_norm_eps: file
-            .get(&key("attention.layer_norm_rms_epsilon"))
-            .and_then(GgufValue::as_f64)
+            .opt_number(&key("attention.layer_norm_rms_epsilon"))?
             .unwrap_or(1e-5),
-        rope_theta: file
-            .get(&key("rope.freq_base"))
-            .and_then(GgufValue::as_f64)
-            .unwrap_or(10000.0),
+        rope_theta: file.opt_number(&key("rope.freq_base"))?.unwrap_or(10000.0),
         rope_scaling,
-        max_position_embeddings: dim("context_length")?,
+        max_position_embeddings: file.size(&key("context_length"))?,
         tie_word_embeddings: !file.tensors.iter().any(|t| t.name == "output.weight"),
         attention_bias: file.tensors.iter().any(|t| t.name == "blk.0.attn_q.bias"),
         mlp_bias: false,
     };
+    validate::check_config(file, &config)?;
     Ok(ModelConfig::new(
         ArchConfig::Llama(config),
         token_id("tokenizer.ggml.bos_token_id"),
@@ -501,6 +590,8 @@ pub fn llama_config(file: &GgufFile) -> Result<ModelConfig> {
 /// Every tensor of a llama GGUF file under transformers' names, dequantised to f32, with the
 /// query/key rows back in transformers' order.
 pub fn llama_tensors(file: &GgufFile, config: &LlamaConfig) -> Result<Vec<(String, Tensor)>> {
+    validate::check_config(file, config)?;
+    validate::check_llama_tensors(file, config)?;
     let mut out = Vec::with_capacity(file.tensors.len());
     for tensor in &file.tensors {
         let Some(name) = hf_name(&tensor.name) else {
@@ -661,16 +752,20 @@ pub fn tokenizer(file: &GgufFile) -> Result<Tokenizer> {
 
 /// `hone convert gguf`: a llama GGUF file as a Hugging Face checkpoint folder at `out_dir`
 /// (f32 weights), written atomically. Returns the config.
-pub fn convert_to_hf(gguf: &Path, out_dir: &Path) -> Result<ModelConfig> {
+/// `hone convert gguf`: the GGUF file as a Hugging Face checkpoint in the folder `out_dir` (see
+/// [`write_into_folder`] for `force`).
+pub fn convert_to_hf(gguf: &Path, out_dir: &Path, force: bool) -> Result<ModelConfig> {
     let file = GgufFile::read(gguf)?;
     let config = llama_config(&file)?;
     let ArchConfig::Llama(llama) = &config.arch else {
         unreachable!("llama_config builds a llama config")
     };
-    let tensors = llama_tensors(&file, llama)?;
+    // Every check before the work: the tokenizer is rebuilt, then the tensors are validated
+    // whole and only then dequantised.
     let tokenizer = tokenizer(&file)?;
+    let tensors = llama_tensors(&file, llama)?;
     let generation = GenerationDefaults::from_config(&config);
-    save_folder_atomically(out_dir, |dir| {
+    write_into_folder(out_dir, force, |dir| {
         write_checkpoint_files(dir, &config, &tensors, &generation, Some(&tokenizer))
     })?;
     Ok(config)
@@ -854,16 +949,17 @@ mod tests {
             "{e}"
         );
 
-        // 64 Q8_0 elements need two 34-byte blocks; the file holds one.
-        let file = read(&gguf_bytes(3, &[], &[("output.weight", 8, 64)], 34)).unwrap();
-        let e = file.dequantize(&file.tensors[0]).err().unwrap().to_string();
+        // 64 Q8_0 elements need two 34-byte blocks; the file holds one (found on reading the
+        // tensor table, before any tensor is dequantised).
+        let e = err(&gguf_bytes(3, &[], &[("output.weight", 8, 64)], 34));
         assert!(
             e.contains("output.weight") && e.contains("beyond the file"),
             "{e}"
         );
-        let file = read(&gguf_bytes(3, &[], &[("output.weight", 8, 40)], 68)).unwrap();
-        let e = file.dequantize(&file.tensors[0]).err().unwrap().to_string();
+        let e = err(&gguf_bytes(3, &[], &[("output.weight", 8, 40)], 68));
         assert!(e.contains("not a whole number of 32-element blocks"), "{e}");
+        let file = read(&gguf_bytes(3, &[], &[("output.weight", 8, 64)], 68)).unwrap();
+        assert_eq!(file.dequantize(&file.tensors[0]).unwrap().size(), [64]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

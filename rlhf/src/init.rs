@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::{Map, Value, json};
 use tch::{Device, Kind, Tensor};
 
-use crate::checkpoint::{GenerationDefaults, save_folder_atomically, write_checkpoint_files};
+use crate::checkpoint::{GenerationDefaults, write_checkpoint_files, write_into_folder};
 use crate::config::{ArchConfig, Gpt2Config, LlamaConfig, ModelConfig, RopeScaling};
 use crate::error::{Error, Result};
 use crate::model::{CausalLm, WeightSource};
@@ -206,6 +206,12 @@ pub fn model_config(spec: &InitSpec, vocab: i64) -> Result<ModelConfig> {
 
 /// Random weights for `config` under transformers' names, seeded.
 pub fn random_model(config: &ModelConfig, seed: u64, device: Device) -> Result<CausalLm> {
+    // Sizes are checked before the weights are drawn (`hone init --layers 1000000000`).
+    config.arch.check().map_err(|e| Error::Field {
+        path: "hone init (config)".into(),
+        field: e.field.to_owned(),
+        message: e.message,
+    })?;
     tch::manual_seed(seed as i64);
     let names_and_shapes = parameter_shapes(config);
     let mut tensors = HashMap::new();
@@ -289,8 +295,9 @@ impl ShapeProbe {
     }
 }
 
-/// `hone init`: a random checkpoint folder with the byte tokenizer at `out`.
-pub fn create_random_checkpoint(spec: &InitSpec, out: &Path) -> Result<ModelConfig> {
+/// `hone init`: a random checkpoint with the byte tokenizer in the folder `out` (see
+/// [`write_into_folder`] for `force`).
+pub fn create_random_checkpoint(spec: &InitSpec, out: &Path, force: bool) -> Result<ModelConfig> {
     let tokenizer = byte_tokenizer()?;
     let config = model_config(spec, tokenizer.vocab_size() as i64)?;
     let model = random_model(&config, spec.seed, Device::Cpu)?;
@@ -299,7 +306,7 @@ pub fn create_random_checkpoint(spec: &InitSpec, out: &Path) -> Result<ModelConf
     generation
         .raw
         .insert("do_sample".into(), Value::Bool(false));
-    save_folder_atomically(out, |dir| {
+    write_into_folder(out, force, |dir| {
         write_checkpoint_files(dir, &config, &tensors, &generation, Some(&tokenizer))
     })?;
     Ok(config)

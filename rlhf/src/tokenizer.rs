@@ -221,14 +221,25 @@ impl Tokenizer {
 }
 
 /// Left-pads token sequences into `ids [B, T]` (int64, `pad` in the gaps) and `mask [B, T]`
-/// (int64, 1 at real tokens).
+/// (int64, 1 at real tokens). Every sequence needs a token: an empty row would be all padding,
+/// and a model reading it would continue from nothing.
 pub fn left_pad(sequences: &[Vec<i64>], pad: i64, device: Device) -> Result<(Tensor, Tensor)> {
     let t = sequences.iter().map(Vec::len).max().unwrap_or(0);
-    if sequences.is_empty() || t == 0 {
+    if sequences.is_empty() {
         return Err(Error::Parameter {
             name: "sequences",
-            value: format!("{} sequence(s) of at most {t} tokens", sequences.len()),
-            expected: "at least one non-empty sequence".into(),
+            value: "0 sequences".into(),
+            expected: "at least one sequence".into(),
+        });
+    }
+    if let Some(index) = sequences.iter().position(Vec::is_empty) {
+        return Err(Error::Row {
+            what: "sequence",
+            index,
+            message: format!(
+                "has no tokens (of a batch of {}; every sequence needs at least one)",
+                sequences.len()
+            ),
         });
     }
     let mut ids = Vec::with_capacity(sequences.len() * t);
@@ -246,4 +257,26 @@ pub fn left_pad(sequences: &[Vec<i64>], pad: i64, device: Device) -> Result<(Ten
             .to_kind(Kind::Int64)
             .to_device(device),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn left_pad_rejects_an_empty_row_naming_it() {
+        let (ids, mask) = left_pad(&[vec![5, 6], vec![7]], 0, Device::Cpu).unwrap();
+        assert_eq!(Vec::<i64>::try_from(ids.view([-1])).unwrap(), [5, 6, 0, 7]);
+        assert_eq!(Vec::<i64>::try_from(mask.view([-1])).unwrap(), [1, 1, 0, 1]);
+        let e = left_pad(&[vec![5, 6], vec![]], 0, Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sequence 1: has no tokens (of a batch of 2"),
+            "{e}"
+        );
+        let e = left_pad(&[vec![]], 0, Device::Cpu).unwrap_err().to_string();
+        assert!(e.contains("sequence 0: has no tokens"), "{e}");
+        assert!(left_pad(&[], 0, Device::Cpu).is_err());
+    }
 }

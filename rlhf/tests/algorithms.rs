@@ -42,6 +42,7 @@ fn sorting_setup() -> &'static SortingSetup {
                 ..InitSpec::default()
             },
             &init,
+            true,
         )
         .unwrap();
         let config = TrainConfig {
@@ -592,6 +593,7 @@ fn decoy_setup() -> &'static (PathBuf, PathBuf, PathBuf) {
                 ..InitSpec::default()
             },
             &init,
+            true,
         )
         .unwrap();
         let config = TrainConfig {

@@ -19,7 +19,7 @@ fn tiny(name: &str) -> std::path::PathBuf {
         seed: 11,
         ..InitSpec::default()
     };
-    create_random_checkpoint(&spec, &dir).unwrap();
+    create_random_checkpoint(&spec, &dir, true).unwrap();
     dir
 }
 
@@ -203,4 +203,86 @@ fn frozen_fused_weights_and_trained_leaves_agree() {
         let norm = leaf.grad().norm().double_value(&[]);
         assert!(norm > 0.0 && norm.is_finite(), "gradient norm {norm}");
     }
+}
+
+/// `hone init` and `hone convert` write into a folder without deleting what they did not write:
+/// a non-empty folder is refused unless forced, forcing replaces only the checkpoint's own
+/// files, a file in the way is an error and stays as it was, and a non-finite checkpoint does
+/// not load.
+#[test]
+fn writing_a_checkpoint_never_deletes_what_it_did_not_write() {
+    let spec = InitSpec {
+        hidden: 32,
+        seed: 3,
+        ..InitSpec::default()
+    };
+    let dir = temp_dir("write-into");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("model.gguf"), b"the user's input").unwrap();
+    std::fs::write(dir.join("notes.txt"), b"the user's notes").unwrap();
+    let err = create_random_checkpoint(&spec, &dir, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("is not empty") && err.contains("--force"),
+        "{err}"
+    );
+    assert!(
+        !dir.join("config.json").exists(),
+        "a refused write wrote nothing"
+    );
+    create_random_checkpoint(&spec, &dir, true).unwrap();
+    std::fs::write(dir.join("config.json"), b"stale").unwrap();
+    create_random_checkpoint(&spec, &dir, true).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "config.json",
+            "generation_config.json",
+            "model.gguf",
+            "model.safetensors",
+            "notes.txt",
+            "tokenizer.json",
+            "tokenizer_config.json"
+        ]
+    );
+    assert_eq!(
+        std::fs::read(dir.join("model.gguf")).unwrap(),
+        b"the user's input"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("notes.txt")).unwrap(),
+        b"the user's notes"
+    );
+    let ckpt = Checkpoint::load(&dir, Device::Cpu, Kind::Float).unwrap();
+
+    let file = temp_dir("write-into-file").join("out");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, b"keep me").unwrap();
+    for force in [false, true] {
+        let err = create_random_checkpoint(&spec, &file, force)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not a folder"), "{err}");
+        assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+    }
+
+    let weights: Vec<(String, Tensor)> = ckpt.model.named_parameters();
+    let _ = weights[2].1.detach().fill_(f64::NAN);
+    let bad = temp_dir("write-into-nan");
+    hone_rlhf::save_pretrained(&bad, &ckpt.model, &ckpt.generation, ckpt.tokenizer.as_ref())
+        .unwrap();
+    let err = Checkpoint::load(&bad, Device::Cpu, Kind::Float)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains(&weights[2].0) && err.contains("NaN or infinite"),
+        "{err}"
+    );
 }

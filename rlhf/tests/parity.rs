@@ -190,7 +190,7 @@ fn checkpoints_hone_writes_load_in_transformers() {
     let mut cases = Vec::new();
     for spec in &specs {
         let out = dir.join(&spec.arch);
-        create_random_checkpoint(spec, &out).unwrap();
+        create_random_checkpoint(spec, &out, true).unwrap();
         let ckpt = hone_rlhf::Checkpoint::load(&out, Device::Cpu, Kind::Float).unwrap();
         let tok = ckpt.tokenizer().unwrap();
         let prompts: Vec<Vec<i64>> = ["hello there", "a"]

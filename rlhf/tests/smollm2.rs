@@ -42,7 +42,7 @@ fn converted_smollm2_matches_transformers() {
     );
     let dir = temp_dir("smollm2");
     let out = dir.join("smollm2");
-    hone_rlhf::gguf::convert_to_hf(std::path::Path::new(gguf), &out).unwrap();
+    hone_rlhf::gguf::convert_to_hf(std::path::Path::new(gguf), &out, true).unwrap();
     let ckpt = Checkpoint::load(&out, Device::Cpu, Kind::Float).unwrap();
     let tok = ckpt.tokenizer().unwrap();
 

@@ -215,7 +215,7 @@ impl Demo {
         write(&decoy_eval, &tasks::sorting(s.eval, lo, hi, eval_seed)?)?;
 
         let init = self.path("init");
-        create_random_checkpoint(&model_spec(seed), &init)?;
+        create_random_checkpoint(&model_spec(seed), &init, true)?;
         println!("tiny Llama (2 layers, hidden 64) at {}", init.display());
         let mut results = Vec::new();
 
@@ -396,10 +396,18 @@ fn write(path: &Path, examples: &[TaskExample]) -> Result<()> {
     Ok(())
 }
 
-/// A run directory at `root`, replacing one a previous demo left there.
+/// A run directory at `root`, replacing the run a previous demo left there. Only a hone run
+/// directory that no process is writing is removed; anything else there is an error.
 fn fresh_run(root: &Path) -> Result<RunDir> {
     if root.exists() {
-        std::fs::remove_dir_all(root).with_context(|| format!("removing {}", root.display()))?;
+        let previous = RunDir::open_to_continue(root).with_context(|| {
+            format!(
+                "{} is in the way of the demo's run of that name (choose another --dir)",
+                root.display()
+            )
+        })?;
+        std::fs::remove_dir_all(previous.root())
+            .with_context(|| format!("removing {}", root.display()))?;
     }
     Ok(RunDir::create(root)?)
 }

@@ -210,3 +210,25 @@ fn sft_teaches_the_responses_and_rm_ranks_the_pairs() {
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("learning_rat"), "{}", stderr(&bad));
 }
+
+/// `hone init --out` into a folder with the user's files refuses without --force and, with it,
+/// replaces only the checkpoint's files (it used to delete the whole folder).
+#[test]
+fn init_into_a_used_folder_keeps_the_users_files() {
+    let dir = work_dir("init-force");
+    let model = dir.join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::write(model.join("model.gguf"), b"input").unwrap();
+    let args = ["init", "--hidden", "32", "--out", model.to_str().unwrap()];
+    let out = hone(&args);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("is not empty") && err.contains("--force"),
+        "{err}"
+    );
+    let out = hone(&[&args[..], &["--force"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(model.join("model.gguf")).unwrap(), b"input");
+    assert!(model.join("model.safetensors").is_file());
+}

@@ -96,6 +96,7 @@ pub struct KvCache {
 }
 
 impl KvCache {
+    /// Errors (instead of aborting) when libtorch cannot allocate the buffers.
     pub fn new(
         layers: i64,
         batch: i64,
@@ -104,13 +105,28 @@ impl KvCache {
         capacity: i64,
         kind: Kind,
         device: Device,
-    ) -> Self {
-        let make = || Tensor::zeros([batch, heads, capacity, head_dim], (kind, device));
-        Self {
-            layers: (0..layers).map(|_| (make(), make())).collect(),
+    ) -> Result<Self> {
+        let shape = [batch, heads, capacity, head_dim];
+        if shape.iter().any(|&d| d < 1)
+            || shape
+                .iter()
+                .try_fold(layers.max(0), |acc: i64, &d| acc.checked_mul(d))
+                .is_none()
+        {
+            return Err(Error::Parameter {
+                name: "KV cache shape",
+                value: format!("{layers} layers of {shape:?}"),
+                expected: "positive sizes whose product fits an i64".into(),
+            });
+        }
+        let make = || Tensor::f_zeros(shape, (kind, device));
+        Ok(Self {
+            layers: (0..layers)
+                .map(|_| Ok((make()?, make()?)))
+                .collect::<Result<_>>()?,
             len: 0,
             capacity,
-        }
+        })
     }
 
     /// Positions held.
@@ -262,6 +278,13 @@ impl CausalLm {
     /// over (not part of the architecture) are an error naming them.
     pub fn from_weights(config: ModelConfig, mut weights: WeightSource) -> Result<Self> {
         let (device, kind) = (weights.device, weights.kind);
+        // A config built in code gets the checks config.json and GGUF files get, before the
+        // layer count sizes any buffer.
+        config.arch.check().map_err(|e| Error::Field {
+            path: format!("{} (config)", weights.name).into(),
+            field: e.field.to_owned(),
+            message: e.message,
+        })?;
         let body = match &config.arch {
             ArchConfig::Llama(c) => Body::Llama(llama::Llama::new(c, &mut weights)?),
             ArchConfig::Gpt2(c) => Body::Gpt2(gpt2::Gpt2::new(c, &mut weights)?),
@@ -350,7 +373,7 @@ impl CausalLm {
     }
 
     /// A cache for `batch` sequences of up to `capacity` positions.
-    pub fn new_cache(&self, batch: i64, capacity: i64) -> KvCache {
+    pub fn new_cache(&self, batch: i64, capacity: i64) -> Result<KvCache> {
         let (heads, head_dim) = match &self.body {
             Body::Llama(m) => (m.config.num_key_value_heads, m.config.head_dim),
             Body::Gpt2(m) => (m.config.n_head, m.config.n_embd / m.config.n_head),
