@@ -38,6 +38,12 @@ pub trait Env: Send {
     /// Advances one step. `rng` is there for stochastic dynamics.
     fn step(&mut self, action: Action<'_>, rng: &mut Pcg64, obs: &mut [f32]) -> StepOutcome;
 
+    /// Bytes the env owns beyond `size_of::<Self>()` (heap buffers, a MuJoCo `mjData`): the pool
+    /// checks `num_envs` times this fits in memory before it makes the other envs. 0 by default.
+    fn heap_bytes(&self) -> usize {
+        0
+    }
+
     /// The env's whole state as numbers, for checkpoints (`EnvPool::snapshot`). `None`, the
     /// default, means the env cannot be checkpointed.
     fn save_state(&self) -> Option<Vec<f64>> {

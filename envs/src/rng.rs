@@ -5,9 +5,10 @@
 //! gymnasium's `seeding.np_random(seed)` returns and what `env.reset(seed=seed)` installs as
 //! the env's `np_random`. The classic-control envs draw their reset states from it with the same
 //! calls, in the same order, as gymnasium's `reset`, so an env whose generator was built with
-//! `Pcg64::from_seed(seed + i)` and then `reset` starts exactly where gymnasium's
+//! `Pcg64::from_wide_seed(env_seed(seed, i))` and then `reset` starts exactly where gymnasium's
 //! `env.reset(seed=seed + i)` starts; later resets that keep drawing from the same generator
-//! match gymnasium's unseeded `env.reset()` calls that follow.
+//! match gymnasium's unseeded `env.reset()` calls that follow. `seed + i` does not wrap: Python's
+//! ints are unbounded and `SeedSequence` takes any of them, so it is computed in u128.
 //!
 //! Two parts are ported from numpy (`numpy/random/bit_generator.pyx` and
 //! `numpy/random/src/pcg64/pcg64.h`):
@@ -37,9 +38,22 @@ pub struct Pcg64 {
     increment: u128,
 }
 
+/// The seed of env `index` of a pool seeded with `seed`: `seed + index` without wrapping, as
+/// gymnasium's vector envs compute it on Python ints (`gymnasium/vector/sync_vector_env.py`,
+/// `reset`: `seed = [seed + i for i in range(self.num_envs)]`).
+pub fn env_seed(seed: u64, index: usize) -> u128 {
+    u128::from(seed) + index as u128
+}
+
 impl Pcg64 {
     /// The generator of `np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed)))`.
     pub fn from_seed(seed: u64) -> Self {
+        Self::from_wide_seed(u128::from(seed))
+    }
+
+    /// [`Pcg64::from_seed`] for seeds up to 2^128 (numpy's `SeedSequence` takes any non-negative
+    /// int; the pool's `seed + i` reaches past 2^64).
+    pub fn from_wide_seed(seed: u128) -> Self {
         let pool = seed_sequence_pool(seed);
         let words = seed_sequence_generate_state(&pool);
         // generate_state(4, np.uint64) views pairs of u32 words as little-endian u64s.
@@ -133,11 +147,12 @@ fn mix(x: u32, y: u32) -> u32 {
     result ^ (result >> XSHIFT)
 }
 
-/// `SeedSequence(seed).pool`: the entropy is the seed's little-endian 32-bit words (one word,
-/// 0, for seed 0), hashed into the pool and then mixed pairwise.
-fn seed_sequence_pool(seed: u64) -> [u32; POOL_SIZE] {
-    let entropy_words: [u32; 2] = [seed as u32, (seed >> 32) as u32];
-    let entropy_len = if seed >> 32 == 0 { 1 } else { 2 };
+/// `SeedSequence(seed).pool`: the entropy is the seed's little-endian 32-bit words, as many as
+/// it needs (one word, 0, for seed 0; numpy's `_int_to_uint32_array`), hashed into the pool and
+/// then mixed pairwise.
+fn seed_sequence_pool(seed: u128) -> [u32; POOL_SIZE] {
+    let entropy_words: [u32; 4] = std::array::from_fn(|i| (seed >> (32 * i)) as u32);
+    let entropy_len = (4 - (seed.leading_zeros() / 32) as usize).max(1);
     let entropy = &entropy_words[..entropy_len];
 
     let mut hash_const = INIT_A;
@@ -152,7 +167,7 @@ fn seed_sequence_pool(seed: u64) -> [u32; POOL_SIZE] {
             }
         }
     }
-    // Entropy longer than the pool would be mixed in here; a u64 seed has at most two words.
+    // Entropy longer than the pool would be mixed in here; a u128 seed has at most four words.
     pool
 }
 
@@ -195,7 +210,7 @@ mod tests {
     /// its first three `random_raw()`, and `Generator(...)`'s first three `random()` and first
     /// `uniform(-0.05, 0.05, size=4)` (the CartPole reset).
     struct NumpyReference {
-        seed: u64,
+        seed: u128,
         pool: [u32; 4],
         state: u128,
         increment: u128,
@@ -204,7 +219,7 @@ mod tests {
         cartpole_uniform: [f64; 4],
     }
 
-    const REFERENCES: [NumpyReference; 8] = [
+    const REFERENCES: [NumpyReference; 10] = [
         NumpyReference {
             seed: 0,
             pool: [0xfe40eb07, 0x4f363a36, 0x4eb2009d, 0xc89a7aa7],
@@ -305,7 +320,7 @@ mod tests {
             ],
         },
         NumpyReference {
-            seed: u64::MAX,
+            seed: u64::MAX as u128,
             pool: [0xfaf3ecf4, 0xfa0f8930, 0xe9f89a67, 0xe23d1f9],
             state: 0xddc419442aebde794d8b0a3b048acdb0,
             increment: 0x37762aacb3cc854f4ed623c7d18951ed,
@@ -316,6 +331,35 @@ mod tests {
                 0.03453117585624743,
                 -0.049259691840074,
                 0.039456812643914735,
+            ],
+        },
+        // Past u64 (three words): env 1 of a pool seeded with u64::MAX, and env 2^31 - 2.
+        NumpyReference {
+            seed: 1 << 64,
+            pool: [0x990040dc, 0x32e6c28b, 0x69dd1192, 0xe6b3d3da],
+            state: 0xa9accc95fbef0b6006e48f7ba888665f,
+            increment: 0x0a735a66d6cc20ff6fb87b076eab3685,
+            raw: [0x730150b2e3c8c450, 0x641b4e08066ad287, 0x93b439efc465df22],
+            random: [0.4492388188116676, 0.39104163833546157, 0.5769687853211488],
+            cartpole_uniform: [
+                -0.005076118118833239,
+                -0.010895836166453843,
+                0.007696878532114884,
+                -0.021050102552226682,
+            ],
+        },
+        NumpyReference {
+            seed: (1 << 64) + (1 << 31) - 3,
+            pool: [0x6d4e5bb1, 0xb8b85106, 0x3063bc27, 0x5ad31596],
+            state: 0x2e0200a488d5c193704e87b42eedb2d3,
+            increment: 0x7ba6b0513bbecd46b03a8b6df3a39747,
+            raw: [0xf7b3da08f3bf4701, 0xd3e9ba85e683af6b, 0xa0e28fc33a1c4912],
+            random: [0.9675880691390804, 0.8277851654916178, 0.6284570552471546],
+            cartpole_uniform: [
+                0.04675880691390803,
+                0.03277851654916179,
+                0.01284570552471545,
+                -0.006247185302279502,
             ],
         },
     ];
@@ -335,7 +379,7 @@ mod tests {
     #[test]
     fn seeded_state_matches_numpy() {
         for reference in &REFERENCES {
-            let rng = Pcg64::from_seed(reference.seed);
+            let rng = Pcg64::from_wide_seed(reference.seed);
             assert_eq!(
                 rng.state_and_increment(),
                 (reference.state, reference.increment),
@@ -348,11 +392,11 @@ mod tests {
     #[test]
     fn outputs_match_numpy() {
         for reference in &REFERENCES {
-            let mut rng = Pcg64::from_seed(reference.seed);
+            let mut rng = Pcg64::from_wide_seed(reference.seed);
             let raw = [rng.next_u64(), rng.next_u64(), rng.next_u64()];
             assert_eq!(raw, reference.raw, "random_raw, seed {}", reference.seed);
 
-            let mut rng = Pcg64::from_seed(reference.seed);
+            let mut rng = Pcg64::from_wide_seed(reference.seed);
             let random = [rng.next_f64(), rng.next_f64(), rng.next_f64()];
             // Bit-for-bit: the same 53 bits, scaled by a power of two.
             assert_eq!(
@@ -361,7 +405,7 @@ mod tests {
                 reference.seed
             );
 
-            let mut rng = Pcg64::from_seed(reference.seed);
+            let mut rng = Pcg64::from_wide_seed(reference.seed);
             let uniform: [f64; 4] = std::array::from_fn(|_| rng.uniform(-0.05, 0.05));
             assert_eq!(
                 uniform, reference.cartpole_uniform,
@@ -369,6 +413,22 @@ mod tests {
                 reference.seed
             );
         }
+    }
+
+    #[test]
+    fn env_seeds_do_not_wrap_past_u64() {
+        assert_eq!(env_seed(u64::MAX, 1), 1 << 64);
+        assert_eq!(env_seed(5, 3), 8);
+        assert_eq!(Pcg64::from_seed(77), Pcg64::from_wide_seed(77));
+        assert_ne!(
+            Pcg64::from_wide_seed(env_seed(u64::MAX, 1)),
+            Pcg64::from_seed(0)
+        );
+        // Four words: the longest entropy, still within the pool (no extra mixing).
+        assert_ne!(
+            Pcg64::from_wide_seed(u128::MAX),
+            Pcg64::from_wide_seed(1 << 96)
+        );
     }
 
     #[test]

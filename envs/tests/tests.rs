@@ -1,6 +1,7 @@
 //! hone-envs integration tests (one test binary; one module per area).
 
 mod conformance;
+mod limits;
 #[cfg(feature = "mujoco")]
 mod mujoco;
 mod pool;

@@ -46,8 +46,9 @@ impl ActionLayout {
 
     /// Copies `rows` action rows from `actions` (any array-like: a numpy array of a compatible
     /// dtype, a list, a CPU tensor) into `out`. Integer spaces take integer dtypes, `Box` spaces
-    /// any real dtype (cast to f32). The leading axis must be `rows` long and the rest must hold
-    /// one action.
+    /// any real dtype (cast to f32). The leading axis must be `rows` long; for integer spaces the
+    /// rest is the action's shape (`Discrete`: `(rows,)`, never `(rows, 1)`), for `Box` spaces it
+    /// must hold one action (`(rows,)` for shape `(1,)` too).
     pub fn read(
         &self,
         actions: &Bound<'_, PyAny>,
@@ -98,8 +99,13 @@ impl ActionLayout {
     }
 
     fn check_shape(&self, shape: &[usize], rows: usize) -> Result<(), Error> {
-        let fits =
-            shape.first() == Some(&rows) && shape[1..].iter().product::<usize>() == self.per_row;
+        let fits = shape.first() == Some(&rows)
+            && match self.kind {
+                // As gymnasium's vector envs: a Discrete batch is MultiDiscrete((rows,)), and a
+                // (rows, 1) row is not in Discrete (gymnasium/spaces/discrete.py, `contains`).
+                ActionKind::Int => shape[1..] == self.shape[..],
+                ActionKind::Float => shape[1..].iter().product::<usize>() == self.per_row,
+            };
         if fits {
             return Ok(());
         }

@@ -1,6 +1,7 @@
 """Bad input raises a Python exception that names the problem, and the pool stays usable: after
 the error it continues exactly as a pool that never saw the bad call."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
@@ -62,7 +63,7 @@ def test_bad_continuous_actions(actions, error, message):
 def test_action_array_likes_are_accepted():
     envs, reference = twin_pools("CartPole-v1")
     base = np.array([1, 0, 0, 1], dtype=np.int64)
-    for actions in ([1, 0, 0, 1], base.astype(np.int32), base.astype(np.uint8), np.repeat(base, 2)[::2], base.reshape(4, 1)):
+    for actions in ([1, 0, 0, 1], base.astype(np.int32), base.astype(np.uint8), np.repeat(base, 2)[::2]):
         a = envs.step(actions)
         b = reference.step(base)
         for x, y in zip(a[:4], b[:4]):
@@ -78,6 +79,31 @@ def test_action_array_likes_are_accepted():
             np.testing.assert_array_equal(x, y)
     envs.close()
     reference.close()
+
+
+def test_discrete_actions_of_shape_n_by_1_are_rejected_as_gymnasium_does():
+    # gymnasium's vector env hands each env a (1,) array, which Discrete.contains rejects
+    # (gymnasium/spaces/discrete.py); CartPole's step asserts on it.
+    reference = gym.make_vec("CartPole-v1", num_envs=4, vectorization_mode="sync")
+    reference.reset(seed=0)
+    with pytest.raises(AssertionError):
+        reference.step(np.ones((4, 1), dtype=np.int64))
+    reference.close()
+    envs, twin = twin_pools("CartPole-v1")
+    for actions in (np.ones((4, 1), dtype=np.int64), [[1], [0], [0], [1]]):
+        with pytest.raises(ValueError, match=r"must have shape \(4,\) .*Discrete\(2\).*got shape \(4, 1\)"):
+            envs.step(actions)
+    async_pool = hone_envs.make("CartPole-v1", num_envs=4, batch_size=2, seed=0)
+    async_pool.async_reset()
+    env_id = async_pool.recv()[4]["env_id"]
+    with pytest.raises(ValueError, match=r"got shape \(2, 1\)"):
+        async_pool.send(np.zeros((2, 1), dtype=np.int64), env_id)
+    async_pool.send(np.zeros(2, dtype=np.int64), env_id)
+    async_pool.close()
+    # (N,) still steps, and the pool goes on as one that never saw the bad call.
+    assert_same_step(envs, twin, np.array([1, 0, 0, 1]))
+    envs.close()
+    twin.close()
 
 
 def test_step_before_reset():
@@ -136,3 +162,22 @@ def test_a_pool_too_large_for_the_machine_is_a_value_error():
     # 2**31 - 1 envs used to abort the interpreter in the allocator.
     with pytest.raises(ValueError, match=r"num_envs = 2147483647 needs about .* available"):
         hone_envs.make("CartPole-v1", num_envs=2**31 - 1)
+
+
+def test_seed_plus_env_index_does_not_wrap_past_2_pow_64():
+    # gymnasium seeds env i with the Python int seed + i (gymnasium/vector/sync_vector_env.py,
+    # reset), which SeedSequence takes unbounded: env 1 of seed 2**64 - 1 gets 2**64, not 0.
+    seed = 2**64 - 1
+    reference = gym.make_vec("CartPole-v1", num_envs=3, vectorization_mode="sync")
+    want, _ = reference.reset(seed=seed)
+    reference.close()
+    envs = hone_envs.make("CartPole-v1", num_envs=3, seed=seed)
+    obs, _ = envs.reset()
+    np.testing.assert_array_equal(obs, want.astype(np.float32))
+    wrapped, _ = hone_envs.make("CartPole-v1", num_envs=1, seed=0).reset()
+    assert not np.array_equal(obs[1], wrapped[0])
+    # The same through reset(seed=...), as an int and as gymnasium's list of per-env seeds.
+    for reseed in (seed, [seed, seed + 1, seed + 2]):
+        obs, _ = envs.reset(seed=reseed)
+        np.testing.assert_array_equal(obs, want.astype(np.float32))
+    envs.close()

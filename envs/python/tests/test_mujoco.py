@@ -8,6 +8,10 @@ compared to a relative 1e-5; the bit-level conformance of the physics, rewards a
 gymnasium is the Rust suite's (envs/tests/mujoco.rs, to 1e-6 relative).
 """
 
+import re
+import subprocess
+import sys
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -138,3 +142,25 @@ def test_cleanrl_style_vector_wrappers_run_on_top():
     assert finished == 4
     wrapped.close()
     assert envs.closed
+
+
+def test_a_mujoco_pool_too_large_for_the_machine_is_an_error_not_an_exit():
+    # Each env's mjData is far larger than its rows of the pool's buffers: a pool sized by the rows
+    # alone made MuJoCo print "Could not allocate memory" and exit the interpreter. Run in a child
+    # interpreter, which must survive to print the error.
+    script = """
+import hone_envs
+with open("/proc/meminfo") as f:
+    available = next(int(l.split()[1]) * 1024 for l in f if l.startswith("MemAvailable:"))
+num_envs = min(available // 2048, 2**31 - 1)
+try:
+    hone_envs.make("HalfCheetah-v5", num_envs=num_envs)
+except (MemoryError, ValueError) as error:
+    print(type(error).__name__, error)
+else:
+    print("no error")
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
+    assert re.match(r"ValueError .*num_envs = \d+ needs about .* available", result.stdout), result.stdout
+    assert "Could not allocate" not in result.stdout + result.stderr

@@ -80,17 +80,20 @@ impl<T: Task> MujocoEnv<T> {
     /// An env on the task's model (compiled once per process, shared by every env of the task).
     pub fn new() -> crate::Result<Self> {
         let model = super::shared_model(&T::SPEC)?;
+        super::check_fits(&T::SPEC, &model, 1)?;
         let task = T::new(&model).map_err(|reason| super::unavailable(&T::SPEC, reason))?;
-        Ok(Self::with_task(model, task))
+        Self::with_task(model, task)
     }
 
-    pub(crate) fn with_task(model: Arc<Model>, task: T) -> Self {
-        Self {
-            sim: Simulation::new(model),
+    /// An env on `model`, whose simulation the caller has checked fits in memory.
+    pub(crate) fn with_task(model: Arc<Model>, task: T) -> crate::Result<Self> {
+        let sim = Simulation::new(model).map_err(|reason| super::unavailable(&T::SPEC, reason))?;
+        Ok(Self {
+            sim,
             task,
             obs: vec![0.0; T::SPEC.obs_len].into_boxed_slice(),
             info: vec![0.0; T::SPEC.info_keys.len()].into_boxed_slice(),
-        }
+        })
     }
 
     pub fn spec() -> &'static TaskSpec {
@@ -177,6 +180,13 @@ impl<T: Task> Env for MujocoEnv<T> {
             high: range.iter().skip(1).step_by(2).map(|&v| v as f32).collect(),
             shape: vec![self.sim.model().nu()],
         }
+    }
+
+    /// The simulation's mjData and the f64 observation and info buffers.
+    fn heap_bytes(&self) -> usize {
+        let data = self.sim.model().data_bytes().unwrap_or(u64::MAX);
+        let buffers = (self.obs.len() + self.info.len()) * std::mem::size_of::<f64>();
+        usize::try_from(data).map_or(usize::MAX, |data| data.saturating_add(buffers))
     }
 
     fn reset(&mut self, rng: &mut Pcg64, obs: &mut [f32]) {

@@ -74,11 +74,17 @@ unsafe extern "C" {
     pub(crate) fn hone_mj_state_size(m: *const MjModel) -> c_int;
     pub(crate) fn hone_mj_get_state(m: *const MjModel, d: *const MjData, state: *mut f64);
     pub(crate) fn hone_mj_set_state(m: *const MjModel, d: *mut MjData, state: *const f64);
+    pub(crate) fn hone_mj_data_bytes(m: *const MjModel) -> i64;
+    pub(crate) fn hone_mj_install_log_handler(sink: LogSink);
 }
+
+/// `hone_mj_log_sink` of shim.c: MuJoCo's level (`mjtLogLevel`) and the NUL-terminated text.
+pub(crate) type LogSink = extern "C" fn(level: c_int, text: *const c_char);
 
 #[cfg(test)]
 unsafe extern "C" {
     fn hone_mj_view_layout(out: *mut usize, capacity: c_int) -> c_int;
+    pub(crate) fn hone_mj_data_allocated_bytes(d: *const MjData) -> i64;
 }
 
 /// The MuJoCo version the shim was compiled against (`mjVERSION_HEADER`, checked there).

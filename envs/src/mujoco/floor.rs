@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use super::env::{MujocoEnv, Task};
 use crate::env::{Action, Env};
 use crate::error::{Error, Result};
-use crate::rng::Pcg64;
+use crate::rng::{Pcg64, env_seed};
 use crate::space::Space;
 
 /// One entry of an env's history.
@@ -32,7 +32,7 @@ pub enum Entry {
 }
 
 /// What some envs of one task did, replayable as bare physics. Env `i` starts from a reset on
-/// `Pcg64::from_seed(seed + i)`, as in a pool.
+/// `Pcg64::from_wide_seed(env_seed(seed, i))`, as in a pool.
 #[derive(Clone)]
 pub struct PhysicsWorkload {
     pub task: &'static str,
@@ -350,7 +350,7 @@ fn start_replay<T: Task>(
     let (mut saved, mut rngs, mut observations) = (Vec::new(), Vec::new(), Vec::new());
     for (k, &i) in envs.iter().enumerate() {
         let env = &mut sims[if order == Order::EnvByEnv { 0 } else { k }];
-        let mut rng = Pcg64::from_seed(workload.seed.wrapping_add(i as u64));
+        let mut rng = Pcg64::from_wide_seed(env_seed(workload.seed, i));
         env.reset(&mut rng, &mut scratch);
         observations.push(scratch.clone());
         if order == Order::EnvByEnv {

@@ -37,6 +37,7 @@ mod arms;
 mod env;
 mod ffi;
 mod floor;
+mod log;
 mod model;
 mod normal;
 mod numpy_ops;
@@ -51,6 +52,7 @@ pub use arms::{InvertedDoublePendulum, InvertedPendulum, Pusher, Reacher};
 pub use arms::{InvertedDoublePendulumTask, InvertedPendulumTask, PusherTask, ReacherTask};
 pub use env::{MujocoEnv, Task, TaskSpec};
 pub use floor::{BareRun, Entry, Order, PhysicsWorkload, Replay};
+pub use log::take_log;
 pub use model::{Model, Simulation};
 pub use normal::standard_normal;
 pub use planar::{HalfCheetah, Hopper, Swimmer, Walker2d};
@@ -103,6 +105,19 @@ pub(crate) fn shared_model(spec: &TaskSpec) -> Result<Arc<Model>> {
     Ok(model)
 }
 
+/// Checks that `count` simulations of `model` fit in the memory available, before MuJoCo
+/// allocates them: its allocator's failure is an mju_error, which ends the process (see `log`).
+pub(crate) fn check_fits(spec: &TaskSpec, model: &Model, count: u64) -> Result<()> {
+    let bytes = model
+        .data_bytes()
+        .map_err(|reason| unavailable(spec, reason))?;
+    let what = format!("{count} MuJoCo simulation(s) of `{}`", spec.id);
+    match crate::memory::does_not_fit(&what, bytes.checked_mul(count)) {
+        Some(message) => Err(Error::InvalidConfig(message)),
+        None => Ok(()),
+    }
+}
+
 fn register<T: Task>(registry: &mut Registry) -> Result<()> {
     let spec = &T::SPEC;
     registry.register_builder(
@@ -110,8 +125,11 @@ fn register<T: Task>(registry: &mut Registry) -> Result<()> {
         spec.max_episode_steps,
         Arc::new(|config: PoolConfig, max_episode_steps: u32| {
             let model = shared_model(&T::SPEC)?;
+            // The first env's simulation; the pool checks all num_envs of them (`heap_bytes`)
+            // before it makes the others.
+            check_fits(&T::SPEC, &model, 1)?;
             let task = T::new(&model).map_err(|reason| unavailable(&T::SPEC, reason))?;
-            EnvPool::from_factory(config, max_episode_steps, || {
+            EnvPool::try_from_factory(config, max_episode_steps, || {
                 MujocoEnv::with_task(Arc::clone(&model), task.clone())
             })
         }),
@@ -153,6 +171,48 @@ mod tests {
     fn the_registry_knows_these_ids_in_builds_without_the_feature() {
         let ids: Vec<&str> = TASKS.iter().map(|(id, _)| *id).collect();
         assert_eq!(ids, crate::registry::MUJOCO_TASK_IDS);
+    }
+
+    #[test]
+    fn data_bytes_are_what_mj_make_data_allocates() {
+        let specs = [
+            &spatial::AntTask::SPEC,
+            &planar::HalfCheetahTask::SPEC,
+            &planar::HopperTask::SPEC,
+            &planar::Walker2dTask::SPEC,
+            &spatial::HumanoidTask::SPEC,
+            &planar::SwimmerTask::SPEC,
+            &arms::ReacherTask::SPEC,
+            &arms::PusherTask::SPEC,
+            &arms::InvertedPendulumTask::SPEC,
+            &arms::InvertedDoublePendulumTask::SPEC,
+        ];
+        for spec in specs {
+            let model = shared_model(spec).unwrap();
+            let sim = Simulation::new(Arc::clone(&model)).unwrap();
+            assert_eq!(model.data_bytes(), Ok(sim.allocated_bytes()), "{}", spec.id);
+            assert!(check_fits(spec, &model, 1).is_ok());
+            let err = check_fits(spec, &model, u64::MAX).unwrap_err().to_string();
+            assert!(err.contains("MuJoCo simulation(s) of"), "{err}");
+        }
+    }
+
+    #[test]
+    fn warnings_are_captured_not_printed() {
+        let model = shared_model(&planar::HopperTask::SPEC).unwrap();
+        let mut sim = Simulation::new(model).unwrap();
+        sim.qpos_mut()[2] = f64::NAN;
+        // mj_checkPos warns (engine_forward.c) and resets the data.
+        sim.physics_step();
+        let log = take_log();
+        assert!(
+            log.iter()
+                .any(|m| m.starts_with("WARNING: ") && m.contains("QPOS at DOF 2")),
+            "{log:?}"
+        );
+        assert!(sim.qpos().iter().all(|q| q.is_finite()));
+        // Nothing was written to the working folder (MuJoCo's default handler appends there).
+        assert!(!std::path::Path::new("MUJOCO_LOG.TXT").exists());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::ffi::{CStr, CString, c_char, c_int};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use super::ffi;
+use super::{ffi, log};
 
 /// A compiled MuJoCo model (`mjModel`). MuJoCo only reads a model while simulating, so one model
 /// serves every env of a task, on every thread.
@@ -13,6 +13,8 @@ pub struct Model {
     raw: NonNull<ffi::MjModel>,
     view: ffi::ModelView,
     name: &'static str,
+    /// What `mj_makeData` allocates; `None` when a size overflows.
+    data_bytes: Option<u64>,
 }
 
 // SAFETY: after loading, nothing writes to the mjModel (hone hands out only `*const` pointers to
@@ -58,6 +60,7 @@ unsafe fn model_slice<'a>(ptr: *const f64, len: c_int) -> &'a [f64] {
 impl Model {
     /// Compiles the model `name` from its XML text. The error is MuJoCo's message.
     pub fn from_xml(name: &'static str, xml: &[u8]) -> Result<Arc<Self>, String> {
+        log::install();
         // SAFETY: mj_version takes no arguments.
         let library = unsafe { ffi::mj_version() };
         if library != ffi::HEADER_VERSION {
@@ -96,7 +99,26 @@ impl Model {
             ffi::hone_mj_model_view_of(raw.as_ptr(), view.as_mut_ptr());
             view.assume_init()
         };
-        Ok(Arc::new(Self { raw, view, name }))
+        // SAFETY: a valid model.
+        let data_bytes = u64::try_from(unsafe { ffi::hone_mj_data_bytes(raw.as_ptr()) }).ok();
+        Ok(Arc::new(Self {
+            raw,
+            view,
+            name,
+            data_bytes,
+        }))
+    }
+
+    /// The bytes one simulation (`mj_makeData`: the mjData, its buffer and arena) allocates, for
+    /// checking that simulations fit before MuJoCo allocates them (its allocator exits the process
+    /// when memory runs out). The error names the model when a size overflows.
+    pub fn data_bytes(&self) -> Result<u64, String> {
+        self.data_bytes.ok_or_else(|| {
+            format!(
+                "the data of MuJoCo model `{}` is larger than 2^63 bytes",
+                self.name
+            )
+        })
     }
 
     pub(crate) fn as_ptr(&self) -> *const ffi::MjModel {
@@ -194,18 +216,21 @@ impl std::fmt::Debug for Simulation {
 
 impl Simulation {
     /// A fresh mjData of `model` (as gymnasium's `mujoco.MjData(model)`): qpos = qpos0, at rest.
-    ///
-    /// # Panics
-    /// When MuJoCo cannot allocate the data (out of memory, as `Vec` does).
-    pub fn new(model: Arc<Model>) -> Self {
+    /// The error is MuJoCo's NULL with the warning it logged (`Invalid data: ... too large`).
+    /// mju_malloc's failure is an mju_error, which ends the process (see `log`): callers check
+    /// that [`Model::data_bytes`] fits first, once for all the simulations they make.
+    pub fn new(model: Arc<Model>) -> Result<Self, String> {
+        model.data_bytes()?;
+        log::clear_last_on_this_thread();
         // SAFETY: a valid model.
         let raw = unsafe { ffi::mj_makeData(model.as_ptr()) };
-        let data = NonNull::new(raw).unwrap_or_else(|| {
-            panic!(
-                "MuJoCo could not allocate the data of `{}` (out of memory)",
+        let Some(data) = NonNull::new(raw) else {
+            let reason = log::last_on_this_thread().unwrap_or_else(|| "no reason given".into());
+            return Err(format!(
+                "MuJoCo could not make the data of `{}`: {reason}",
                 model.name
-            )
-        });
+            ));
+        };
         let mut view = std::mem::MaybeUninit::<ffi::DataView>::uninit();
         // SAFETY: a valid mjData; the shim fills every field. mjData's arrays live in one buffer
         // allocated by mj_makeData, so these pointers stay valid until mj_deleteData.
@@ -215,12 +240,12 @@ impl Simulation {
         };
         // SAFETY: a valid model.
         let state_len = unsafe { ffi::hone_mj_state_size(model.as_ptr()) }.max(0) as usize;
-        Self {
+        Ok(Self {
             model,
             data,
             view,
             state_len,
-        }
+        })
     }
 
     pub fn model(&self) -> &Arc<Model> {
@@ -390,6 +415,13 @@ impl Simulation {
         for (i, c) in ctrl.iter_mut().enumerate() {
             *c = action.get(i).map_or(0.0, |&a| f64::from(a));
         }
+    }
+
+    /// What this mjData holds (struct, buffer, arena), as MuJoCo recorded it.
+    #[cfg(test)]
+    pub(crate) fn allocated_bytes(&self) -> u64 {
+        // SAFETY: a valid mjData.
+        unsafe { ffi::hone_mj_data_allocated_bytes(self.data.as_ptr()) as u64 }
     }
 
     /// Length of `save_state`'s vector.

@@ -3,7 +3,10 @@
 // is linked, so the Rust side never mirrors mjModel or mjData. Rust mirrors only the two view
 // structs below, whose sizes and field offsets `hone_mj_view_layout` reports for a test.
 
+#include <stdint.h>
+#include <stdio.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <mujoco/mujoco.h>
@@ -52,6 +55,68 @@ mjModel* hone_mj_load_xml(const char* name, const void* xml, int len, char* erro
   mjModel* model = mj_loadXML(name, &vfs, error, error_size);
   mj_deleteVFS(&vfs);
   return model;
+}
+
+// The bytes mj_makeData(m) asks mju_malloc for: the mjData struct, its buffer and its arena,
+// computed as mj_makeRawData does (MuJoCo 3.11.0 src/engine/engine_io.c: safeAddToBufferSize
+// over MJDATA_POINTERS of mjxmacro.h, each array aligned to 64 bytes; narena from the model), so
+// a pool can check that its simulations fit before MuJoCo allocates them (MuJoCo's allocator
+// calls mju_error, which exits, when memory runs out). -1 when a size overflows, where
+// mj_makeData would warn "Invalid data: ... too large" and return NULL.
+int64_t hone_mj_data_bytes(const mjModel* m) {
+  uint64_t offset = 0;
+  int overflow = 0;
+#define X(type, name, nr, nc)                                                          \
+  {                                                                                    \
+    uint64_t size = 0;                                                                 \
+    overflow |= m->nr < 0 || __builtin_mul_overflow((uint64_t)m->nr, (uint64_t)(nc), &size); \
+    overflow |= __builtin_mul_overflow(size, (uint64_t)sizeof(type), &size);           \
+    overflow |= __builtin_add_overflow(offset, (64 - offset % 64) % 64 + size, &offset); \
+  }
+  MJDATA_POINTERS
+#undef X
+  uint64_t total = 0;
+  overflow |= m->narena < 0 || __builtin_add_overflow(offset, (uint64_t)m->narena, &total);
+  overflow |= __builtin_add_overflow(total, (uint64_t)sizeof(mjData), &total);
+  return overflow || total > (uint64_t)INT64_MAX ? -1 : (int64_t)total;
+}
+
+// What one mjData holds (the struct, buffer and arena), for the test of hone_mj_data_bytes.
+int64_t hone_mj_data_allocated_bytes(const mjData* d) {
+  return (int64_t)sizeof(mjData) + d->nbuffer + d->narena;
+}
+
+// MuJoCo's messages go to Rust (`sink`), through the one global log handler (mju_setLogHandler,
+// MuJoCo 3.11.0 include/mujoco/mujoco.h:998) rather than to the console and MUJOCO_LOG.TXT.
+typedef void (*hone_mj_log_sink)(int level, const char* text);
+static hone_mj_log_sink hone_sink = NULL;
+static mjfLogHandler hone_previous_handler = NULL;
+
+static void hone_log_handler(const mjLogMessage* msg) {
+  char text[1100];
+  if (msg->func) {
+    snprintf(text, sizeof(text), "%s: %s", msg->func, msg->subject);
+  } else {
+    snprintf(text, sizeof(text), "%s", msg->subject);
+  }
+  hone_sink(msg->level, text);
+  if (msg->level == mjLOG_ERROR) {
+    // An error handler must not return ("Errors, warnings, logging" of MuJoCo 3.11.0
+    // doc/programming/simulation.rst: MuJoCo's state is undefined after it), and leaving it by
+    // longjmp or unwinding would skip Rust frames, so errors end the process as MuJoCo's own
+    // handler does: the previous handler (by default: print, MUJOCO_LOG.TXT, exit), then exit.
+    // hone checks sizes before MuJoCo allocates so that its errors are not reached.
+    if (hone_previous_handler) {
+      hone_previous_handler(msg);
+    }
+    exit(EXIT_FAILURE);
+  }
+}
+
+// Installs the handler once (the Rust caller guards this with a Once).
+void hone_mj_install_log_handler(hone_mj_log_sink sink) {
+  hone_sink = sink;
+  hone_previous_handler = mju_setLogHandler(hone_log_handler);
 }
 
 void hone_mj_model_view_of(const mjModel* m, hone_mj_model_view* out) {

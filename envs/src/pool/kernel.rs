@@ -7,7 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::sync::SharedBuf;
 use crate::env::{Action, Env};
-use crate::rng::Pcg64;
+use crate::rng::{Pcg64, env_seed};
 
 /// When a finished episode's env is reset (gymnasium's `AutoresetMode`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -193,7 +193,7 @@ impl<E: Env> Envs<E> {
             .enumerate()
             .map(|(i, env)| Slot {
                 env,
-                rng: Pcg64::from_seed(seed.wrapping_add(i as u64)),
+                rng: Pcg64::from_wide_seed(env_seed(seed, i)),
             })
             .collect();
         Self {

@@ -11,7 +11,8 @@
 //!   env resets on its next step (`AutoReset::NextStep`, whose row is a reset row: reward 0, no
 //!   flags, the action ignored) or within the same step (`AutoReset::SameStep`, the final
 //!   observation in `batch.episodes.final_observation`).
-//! - **Determinism**: env `i` owns `Pcg64::from_seed(seed + i)` and nothing else is shared, so
+//! - **Determinism**: env `i` owns `Pcg64::from_wide_seed(seed + i)` (computed in u128, so it
+//!   never wraps, as gymnasium's Python ints) and nothing else is shared, so
 //!   sync batches are bit-identical for any `num_threads`, and async per-env trajectories depend
 //!   only on the actions each env is sent.
 //! - **Faults**: bad input is an `Error` before anything is touched. An env that panics is
@@ -109,7 +110,8 @@ pub struct PoolConfig {
     /// Threads stepping envs, the calling thread included; 0 = one per core. Small pools use
     /// fewer (no more than one per env, in async mode one per env of a batch).
     pub num_threads: usize,
-    /// Env `i` draws from `Pcg64::from_seed(seed + i)`.
+    /// Env `i` draws from `Pcg64::from_wide_seed(seed + i)`, `seed + i` in u128 (no wrap past
+    /// 2^64: gymnasium passes the unbounded Python int to `SeedSequence`).
     pub seed: u64,
     /// Overrides the task's registered time limit.
     pub max_episode_steps: Option<u32>,
@@ -575,6 +577,16 @@ impl EnvPool {
         default_max_episode_steps: u32,
         factory: impl Fn() -> E,
     ) -> Result<Self> {
+        Self::try_from_factory(config, default_max_episode_steps, || Ok(factory()))
+    }
+
+    /// [`EnvPool::from_factory`] for envs whose making can fail (a MuJoCo simulation): the first
+    /// error is the pool's, and the envs made so far are dropped.
+    pub fn try_from_factory<E: Env + 'static>(
+        config: PoolConfig,
+        default_max_episode_steps: u32,
+        factory: impl Fn() -> Result<E>,
+    ) -> Result<Self> {
         let num_envs = config.num_envs;
         if num_envs == 0 || num_envs > u32::MAX as usize / 2 {
             return Err(Error::InvalidConfig(format!(
@@ -597,13 +609,15 @@ impl EnvPool {
             ));
         }
         // Every size is checked before the envs and buffers are allocated: the envs
-        // themselves (at least their inline size), and per env a row of the buffers the
-        // observation is written to (a ring row, the caller's batch, a final observation).
-        let first = factory();
+        // themselves (their inline size and what the first one owns on the heap), and per env a
+        // row of the buffers the observation is written to (a ring row, the caller's batch, a
+        // final observation).
+        let first = factory()?;
         let obs_len = first.observation_space().flat_len();
         let per_env = obs_len
             .checked_mul(3 * std::mem::size_of::<f32>())
-            .and_then(|rows| rows.checked_add(std::mem::size_of::<E>() + 64));
+            .and_then(|rows| rows.checked_add(std::mem::size_of::<E>() + 64))
+            .and_then(|bytes| bytes.checked_add(first.heap_bytes()));
         let bytes = per_env.and_then(|b| b.checked_mul(num_envs));
         if let Some(message) = crate::memory::does_not_fit(
             &format!("num_envs = {num_envs}"),
@@ -616,7 +630,9 @@ impl EnvPool {
             Error::InvalidConfig(format!("num_envs = {num_envs}: cannot allocate its envs"))
         })?;
         envs.push(first);
-        envs.extend((1..num_envs).map(|_| factory()));
+        for _ in 1..num_envs {
+            envs.push(factory()?);
+        }
         let observation_space = envs[0].observation_space();
         let action_space = envs[0].action_space();
         let action_check = ActionCheck::new(&action_space)?;
