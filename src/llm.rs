@@ -8,7 +8,7 @@ use hone_kernels::SamplingFilter;
 use hone_rlhf::checkpoint::Checkpoint;
 use hone_rlhf::generate::check_prompt_lengths;
 use hone_rlhf::init::{InitSpec, create_random_checkpoint};
-use hone_rlhf::train::{StepReport, TrainConfig, parse_device, run_rm, run_sft};
+use hone_rlhf::train::{StepReport, TrainConfig, run_rm, run_sft};
 use hone_rlhf::{GenerateConfig, generate, left_pad};
 use hone_trainer::run_dir::RunDir;
 use tch::Kind;
@@ -28,6 +28,13 @@ pub(crate) fn set_up_libtorch(threads: Option<usize>) -> Result<()> {
     hone_envs::memory::check_threads("--threads", threads).map_err(anyhow::Error::msg)?;
     tch::set_num_threads(i32::try_from(threads).context("--threads is too large")?);
     Ok(())
+}
+
+/// An LLM command's device (`--device`, or a run file's `device`): auto, cpu, cuda or cuda:N,
+/// checked against the machine as `hone train` checks it, so `cuda` without a CUDA device is
+/// one line rather than libtorch's C++ backtrace.
+pub(crate) fn parse_device(text: &str) -> Result<tch::Device> {
+    Ok(hone_trainer::ppo::parse_device(text)?)
 }
 
 #[derive(Debug, Subcommand)]
@@ -270,6 +277,7 @@ pub fn run_training(args: &TrainArgs, reward_model: bool) -> Result<()> {
     let config: TrainConfig =
         hone_trainer::config::resolve(&TrainConfig::default(), args.config.as_deref(), &args.sets)?;
     config.validate()?;
+    parse_device(&config.device)?;
     let command = if reward_model { "rm" } else { "sft" };
     let name = args.name.clone().unwrap_or_else(|| {
         let now = std::time::SystemTime::now()

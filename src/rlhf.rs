@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
-use hone_rlhf::run::{RlhfStep, RunConfig, RunMessage, run_rlhf};
+use hone_rlhf::run::{RlhfStep, RunConfig, RunMessage, StartOptions, run_rlhf};
 use hone_rlhf::tasks;
 use hone_trainer::run_dir::RunDir;
 
@@ -54,6 +54,10 @@ struct RunArgs {
     /// Print each step instead of opening the dashboard (the default when stdout is a terminal).
     #[arg(long)]
     no_tui: bool,
+    /// Start even when a step's estimated peak memory exceeds the memory this machine has
+    /// available (the estimate is rough; without --force that is an error before any work).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -201,6 +205,10 @@ fn run_file(args: &RunArgs) -> Result<()> {
     };
     crate::logging::log_to(&run.log_path())?;
     println!("run directory: {}", run.root().display());
+    let start = StartOptions {
+        resume,
+        force: args.force,
+    };
     let dashboard = !args.no_tui && std::io::stdout().is_terminal();
     let control = crate::train::install_ctrl_c(dashboard)?;
     let result = if dashboard {
@@ -219,13 +227,13 @@ fn run_file(args: &RunArgs) -> Result<()> {
             Ok(run_rlhf(
                 &run,
                 &config,
-                resume,
+                start,
                 Some(&control),
                 &mut forward,
             )?)
         })
     } else {
-        run_rlhf(&run, &config, resume, Some(&control), &mut print_message).map_err(Into::into)
+        run_rlhf(&run, &config, start, Some(&control), &mut print_message).map_err(Into::into)
     };
     let summary = match result {
         Ok(summary) => summary,
@@ -325,7 +333,7 @@ pub fn run_sharpen(command: &SharpenCommand) -> Result<()> {
     if n_max == 0 {
         bail!("--n needs at least one value >= 1");
     }
-    let device = hone_rlhf::train::parse_device(&args.device)?;
+    let device = crate::llm::parse_device(&args.device)?;
     let ckpt = Checkpoint::load(&args.model, device, tch::Kind::Float)?;
     let tokenizer = ckpt.tokenizer()?;
     let tokens = Tokens::of(&ckpt.generation);

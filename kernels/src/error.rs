@@ -36,12 +36,19 @@ pub enum Error {
     /// A token id outside `0..vocab`.
     #[error("token id {token} is outside the vocabulary 0..{vocab}")]
     TokenOutOfRange { token: i64, vocab: i64 },
-    /// libtorch reported an error (for example running out of device memory).
+    /// libtorch reported an error (for example running out of device memory). Its message is
+    /// part of this one and not also `source()`, so a printed chain names it once.
     #[error("libtorch: {0}")]
-    Torch(#[from] tch::TchError),
+    Torch(tch::TchError),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<tch::TchError> for Error {
+    fn from(e: tch::TchError) -> Self {
+        Self::Torch(e)
+    }
+}
 
 pub(crate) fn shape_error(
     what: &'static str,

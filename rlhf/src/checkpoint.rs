@@ -98,7 +98,7 @@ pub fn read_weights(dir: &Path) -> Result<HashMap<String, Tensor>> {
     if !index.is_file() {
         return Err(Error::Io {
             path: single,
-            source: std::io::Error::new(
+            cause: std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 format!("no weights: neither {WEIGHTS} nor {WEIGHTS_INDEX} exists"),
             ),
@@ -151,7 +151,7 @@ impl Checkpoint {
         if !dir.is_dir() {
             return Err(Error::Io {
                 path: dir.to_owned(),
-                source: std::io::Error::new(
+                cause: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
                     "checkpoint folder not found",
                 ),
@@ -177,7 +177,7 @@ impl Checkpoint {
     pub fn tokenizer(&self) -> Result<&Tokenizer> {
         self.tokenizer.as_ref().ok_or_else(|| Error::Io {
             path: self.dir.join(crate::tokenizer::TOKENIZER),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no tokenizer"),
+            cause: std::io::Error::new(std::io::ErrorKind::NotFound, "no tokenizer"),
         })
     }
 }
@@ -266,7 +266,7 @@ pub fn write_into_folder(
 ) -> Result<()> {
     let refuse = |message: &str| Error::Io {
         path: dest.to_owned(),
-        source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, message.to_owned()),
+        cause: std::io::Error::new(std::io::ErrorKind::AlreadyExists, message.to_owned()),
     };
     if dest.exists() && !dest.is_dir() {
         return Err(refuse(

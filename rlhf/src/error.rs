@@ -1,4 +1,7 @@
 //! The one error type of hone-rlhf.
+//!
+//! Each variant's message is whole: it names its cause itself, and so `source()` returns none
+//! (a variant that did both would read "path: reason: reason" in anyhow's `{:#}` chain).
 
 use std::path::PathBuf;
 
@@ -6,10 +9,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A file is present but its content is not what hone expects.
     #[error("{path}: {message}")]
@@ -53,23 +56,39 @@ pub enum Error {
         line: usize,
         message: String,
     },
+    /// A run's estimated memory exceeds what the machine has available.
+    #[error("{0}")]
+    DoesNotFit(String),
     /// A training loss or statistic became NaN or infinite.
     #[error("training diverged: {0}")]
     Diverged(String),
     #[error("libtorch: {0}")]
-    Torch(#[from] tch::TchError),
+    Torch(tch::TchError),
     #[error("kernel: {0}")]
-    Kernels(#[from] hone_kernels::Error),
+    Kernels(hone_kernels::Error),
     #[error(transparent)]
     Trainer(#[from] hone_trainer::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+// By hand rather than `#[from]`, which would also make the inner error the `source()`.
+impl From<tch::TchError> for Error {
+    fn from(error: tch::TchError) -> Self {
+        Error::Torch(error)
+    }
+}
+
+impl From<hone_kernels::Error> for Error {
+    fn from(error: hone_kernels::Error) -> Self {
+        Error::Kernels(error)
+    }
+}
+
 pub(crate) fn io_error(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
+    move |cause| Error::Io {
         path: path.to_owned(),
-        source,
+        cause,
     }
 }
 

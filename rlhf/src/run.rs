@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use hone_kernels::SamplingFilter;
+// `hone train`'s device parser: it checks that a CUDA device exists, so `cuda` on a machine
+// without one is a one-line error before any model is loaded (not libtorch's C++ backtrace).
+use hone_trainer::ppo::parse_device;
 use hone_trainer::run_dir::{CheckpointStore, RunDir};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
@@ -25,7 +28,7 @@ use crate::rollout::{
 };
 use crate::tasks::{Rule, SplitMix};
 use crate::tokenizer::{Tokenizer, left_pad};
-use crate::train::{Optimiser, parse_device};
+use crate::train::Optimiser;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -225,7 +228,7 @@ fn check_checkpoint_dir(name: &'static str, dir: &Path) -> Result<()> {
     if !dir.join(crate::checkpoint::CONFIG).is_file() {
         return Err(Error::Io {
             path: dir.to_owned(),
-            source: std::io::Error::new(
+            cause: std::io::Error::new(
                 std::io::ErrorKind::NotFound,
                 format!("{name}: not a checkpoint folder (no config.json)"),
             ),
@@ -414,7 +417,7 @@ impl Prompts {
         need_answers: bool,
         max_prompts: usize,
     ) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(io_error(path))?;
+        let text = crate::tasks::read_data_file(path)?;
         let mut prompts = Self {
             texts: Vec::new(),
             ids: Vec::new(),
@@ -661,12 +664,66 @@ pub fn estimate_peak_bytes(
     tokens: i64,
 ) -> i64 {
     let (h, l) = (config.hidden_size(), config.num_layers());
-    let weights = 4 * (params * 4 + frozen_params);
+    // In i128 and clamped: a run file's batch settings may be large enough to overflow i64.
+    let product = |factors: &[i64]| factors.iter().map(|&f| i128::from(f)).product::<i128>();
+    let weights = product(&[4, params.saturating_mul(4).saturating_add(frozen_params)]);
     // Per layer and position: ~16 saved [H]-sized activations for backward (norms,
     // projections, attention output, MLP), rounded up for the MLP's wider ones.
-    let activations = 4 * backbones * grad_rows * tokens * l * 24 * h;
-    let caches = 4 * 2 * cache_rows * tokens * l * h;
-    weights + activations + caches
+    let activations = product(&[4, backbones, grad_rows, tokens, l, 24, h]);
+    let caches = product(&[4, 2, cache_rows, tokens, l, h]);
+    i64::try_from(weights + activations + caches).unwrap_or(i64::MAX)
+}
+
+/// The rows of a step's largest tensors, from the run file alone: `(grad_rows, cache_rows,
+/// backbones)` of [`estimate_peak_bytes`].
+fn step_rows(config: &RunConfig) -> (i64, i64, i64) {
+    let b = i64::try_from(config.prompts_per_step).unwrap_or(i64::MAX);
+    match config.algorithm {
+        Algorithm::Remax => {
+            let n = i64::try_from(config.remax.samples_per_prompt).unwrap_or(i64::MAX);
+            (
+                n.saturating_mul(b),
+                n.saturating_add(1).saturating_mul(b),
+                1,
+            )
+        }
+        Algorithm::Ppo => {
+            let m = i64::try_from(config.ppo.minibatches.max(1)).unwrap_or(i64::MAX);
+            let backbones = if config.ppo.critic == CriticKind::Separate {
+                2
+            } else {
+                1
+            };
+            (b.saturating_add(m - 1) / m, b, backbones)
+        }
+    }
+}
+
+/// An error when a step's `estimated` peak memory exceeds what this machine has available,
+/// naming the run file's batch settings; nothing when it fits, when `force` is set, off the
+/// CPU (the estimate is then of the GPU's memory, which `MemAvailable` does not measure) or
+/// where the available memory is unknown.
+fn check_memory(config: &RunConfig, device: Device, estimated: i64, force: bool) -> Result<()> {
+    if force || device != Device::Cpu {
+        return Ok(());
+    }
+    let per_prompt = match config.algorithm {
+        Algorithm::Remax => format!(
+            "remax.samples_per_prompt = {}",
+            config.remax.samples_per_prompt
+        ),
+        Algorithm::Ppo => format!("ppo.critic = {:?}", config.ppo.critic).to_lowercase(),
+    };
+    let what = format!(
+        "a step of prompts_per_step = {} ({per_prompt}, generation.max_new_tokens = {})",
+        config.prompts_per_step, config.generation.max_new_tokens
+    );
+    match hone_envs::memory::does_not_fit(&what, u64::try_from(estimated).ok()) {
+        None => Ok(()),
+        Some(message) => Err(Error::DoesNotFit(format!(
+            "{message}; lower these settings, or pass --force to start anyway"
+        ))),
+    }
 }
 
 fn gib(bytes: i64) -> String {
@@ -792,22 +849,21 @@ struct TrainerState {
     kl_coef: Option<f64>,
 }
 
-/// The resolved batch hierarchy, the models and the memory estimate, printed before any work.
+/// The resolved batch hierarchy, the models and the memory estimate, printed before any work;
+/// and the estimate in bytes.
 fn plan(
     config: &RunConfig,
     prompts: &Prompts,
     learner: &Learner,
     trained: i64,
     frozen: i64,
-) -> String {
-    let b = config.prompts_per_step as i64;
+) -> (String, i64) {
+    let b = config.prompts_per_step;
     let seq = prompts.max_len() as i64 + config.generation.max_new_tokens;
-    let (generations, updates, grad_rows, backbones, critic) = match (
-        &config.algorithm,
-        &learner.critic,
-    ) {
-        (Algorithm::Remax, _) => {
-            let n = config.remax.samples_per_prompt as i64;
+    let (grad_rows, cache_rows, backbones) = step_rows(config);
+    let (generations, updates, critic) = match config.algorithm {
+        Algorithm::Remax => {
+            let n = config.remax.samples_per_prompt;
             let trained = if config.remax.skip_ties {
                 " (responses that tie with the greedy one left out)"
             } else {
@@ -815,83 +871,96 @@ fn plan(
             };
             (
                 format!(
-                    "{b} prompts per step x {n} sampled response{} (+1 greedy baseline) = {} \
-                     generations",
+                    "{b} prompts per step x {n} sampled response{} (+1 greedy baseline) = \
+                     {cache_rows} generations",
                     if n == 1 { "" } else { "s" },
-                    (n + 1) * b
                 ),
                 format!(
-                    "1 minibatch of up to {} responses{trained}, 1 optimiser step per step",
-                    n * b
+                    "1 minibatch of up to {grad_rows} responses{trained}, 1 optimiser step per \
+                     step"
                 ),
-                n * b,
-                1,
-                String::new(),
+                "",
             )
         }
-        (Algorithm::Ppo, critic) => {
-            let m = config.ppo.minibatches as i64;
-            let e = config.ppo.epochs as i64;
-            let (critic, backbones) = match critic {
+        Algorithm::Ppo => {
+            let (m, e) = (config.ppo.minibatches, config.ppo.epochs);
+            let critic = match learner.critic {
                 Some(Critic::Separate { .. }) => {
-                    (", critic: separate backbone + value head (trained)", 2)
+                    ", critic: separate backbone + value head (trained)"
                 }
-                _ => (", critic: value head on the policy (trained with it)", 1),
+                _ => ", critic: value head on the policy (trained with it)",
             };
             (
                 format!("{b} prompts per step x 1 sampled response = {b} generations"),
                 format!(
                     "{e} epochs x {m} minibatches of ~{} responses = {} optimiser steps per step",
-                    b / m,
-                    e * m
+                    b / m.max(1),
+                    e.saturating_mul(m)
                 ),
-                (b + m - 1) / m,
-                backbones,
-                critic.to_owned(),
+                critic,
             )
         }
     };
-    let cache_rows = if config.algorithm == Algorithm::Remax {
-        (config.remax.samples_per_prompt as i64 + 1) * b
-    } else {
-        b
-    };
-    format!(
+    let estimated = estimate_peak_bytes(
+        learner.policy.config(),
+        trained,
+        frozen,
+        (grad_rows, cache_rows, backbones),
+        seq,
+    );
+    let text = format!(
         "batch: {generations}; {updates}; up to {} tokens per step ({seq} per sequence: \
          prompt <= {} + response <= {}); {} steps over {} prompts ({:.2} epochs)\n\
          models: policy{critic}: {trained} parameters trained; reference (and reward model) \
          {frozen} frozen; estimated peak memory {}",
-        cache_rows * seq,
+        cache_rows.saturating_mul(seq),
         prompts.max_len(),
         config.generation.max_new_tokens,
         config.steps,
         prompts.len(),
-        (config.steps * b as u64) as f64 / prompts.len() as f64,
-        gib(estimate_peak_bytes(
-            learner.policy.config(),
-            trained,
-            frozen,
-            (grad_rows, cache_rows, backbones),
-            seq
-        )),
-    )
+        config.steps as f64 * b as f64 / prompts.len() as f64,
+        gib(estimated),
+    );
+    (text, estimated)
 }
 
-/// Runs (or, with `resume`, continues) the RLHF run of `config` in `run`; `control` is read
-/// between steps (stop → checkpoint and return).
+/// How [`run_rlhf`] starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StartOptions {
+    /// Continue the run from its latest checkpoint.
+    pub resume: bool,
+    /// Start even when a step's estimated peak memory exceeds what the machine has available
+    /// (`hone rlhf --force`).
+    pub force: bool,
+}
+
+/// Runs (or, with `start.resume`, continues) the RLHF run of `config` in `run`; `control` is
+/// read between steps (stop → checkpoint and return).
 pub fn run_rlhf(
     run: &RunDir,
     config: &RunConfig,
-    resume: bool,
+    start: StartOptions,
     control: Option<&hone_telemetry::RunControl>,
     on_message: &mut dyn FnMut(&RunMessage),
 ) -> Result<RunSummary> {
+    let StartOptions { resume, force } = start;
     config.validate()?;
     let device = parse_device(&config.device)?;
     let store = CheckpointStore::new(run.checkpoints_dir(), config.keep_checkpoints);
     // A run stopped before its first checkpoint starts again from the run file's models.
     let resume_from = if resume { store.latest()? } else { None };
     let policy_dir = resume_from.clone().unwrap_or_else(|| config.policy.clone());
+    // Before any model is loaded: the batch's activations and caches alone, for the shortest
+    // sequences (one prompt token) and no weights, from the policy's config.json. The whole
+    // estimate is checked again once the models and prompts are known.
+    let lower_bound = estimate_peak_bytes(
+        &ModelConfig::load(&policy_dir)?,
+        0,
+        0,
+        step_rows(config),
+        1 + config.generation.max_new_tokens,
+    );
+    check_memory(config, device, lower_bound, force)?;
     let Checkpoint {
         model: policy,
         tokenizer,
@@ -900,7 +969,7 @@ pub fn run_rlhf(
     } = Checkpoint::load(&policy_dir, device, Kind::Float)?;
     let tokenizer = tokenizer.ok_or_else(|| Error::Io {
         path: policy_dir.join(crate::tokenizer::TOKENIZER),
-        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no tokenizer"),
+        cause: std::io::Error::new(std::io::ErrorKind::NotFound, "no tokenizer"),
     })?;
     let tokens = Tokens::of(&generation);
     let context = policy.config().max_positions();
@@ -956,9 +1025,9 @@ pub fn run_rlhf(
     if let RewardSource::Model(m) = &reward {
         frozen += CausalLm::count_parameters(&m.named_parameters());
     }
-    on_message(&RunMessage::Plan(plan(
-        config, &prompts, &learner, trained, frozen,
-    )));
+    let (plan, estimated) = plan(config, &prompts, &learner, trained, frozen);
+    on_message(&RunMessage::Plan(plan));
+    check_memory(config, device, estimated, force)?;
 
     let (mut step, mut elapsed_before) = (0u64, 0.0);
     if let Some(dir) = &resume_from {
@@ -1329,6 +1398,33 @@ pub fn remax_step(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_beyond_the_machine_are_refused_unless_forced() {
+        let model = crate::init::model_config(&crate::init::InitSpec::default(), 259).unwrap();
+        let mut config = RunConfig::default();
+        let estimate =
+            |config: &RunConfig| estimate_peak_bytes(&model, 0, 0, step_rows(config), 65);
+        let small = estimate(&config);
+        assert!(check_memory(&config, Device::Cpu, small, false).is_ok());
+        config.prompts_per_step = 100_000_000;
+        let large = estimate(&config);
+        let err = check_memory(&config, Device::Cpu, large, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("a step of prompts_per_step = 100000000 (remax.samples_per_prompt")
+                && err.contains("GiB of memory")
+                && err.ends_with("or pass --force to start anyway"),
+            "{err}"
+        );
+        assert!(check_memory(&config, Device::Cpu, large, true).is_ok());
+        // Settings beyond i64 saturate instead of wrapping to a small (or negative) estimate.
+        config.prompts_per_step = usize::MAX;
+        assert_eq!(estimate(&config), i64::MAX);
+        config.algorithm = Algorithm::Ppo;
+        assert_eq!(estimate(&config), i64::MAX);
+    }
 
     #[test]
     fn a_step_line_parses_as_the_dashboards_rlhf_event() {

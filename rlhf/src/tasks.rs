@@ -170,6 +170,24 @@ pub fn write_jsonl(path: &Path, examples: &[TaskExample]) -> Result<()> {
     crate::checkpoint::write_file(path, &bytes)
 }
 
+/// The text of a data file (JSONL, one example a line); bytes that are not UTF-8 are an error
+/// naming the file and the 1-based line that holds them (the numbering of `str::lines`).
+pub fn read_data_file(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(io_error(path))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line_start = valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        Error::Dataset {
+            path: path.to_owned(),
+            line: valid.iter().filter(|&&b| b == b'\n').count() + 1,
+            message: format!(
+                "not valid UTF-8 (byte {} of the line); save the file as UTF-8",
+                valid.len() - line_start + 1
+            ),
+        }
+    })
+}
+
 /// Rewards computed from the response text and the dataset's answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -315,5 +333,24 @@ mod tests {
         assert_eq!(last_number("a 007 b"), Some("7".into()));
         assert_eq!(last_number("3.0"), Some("3".into()));
         assert_eq!(last_number("end."), None);
+    }
+
+    #[test]
+    fn data_files_that_are_not_utf8_name_the_line() {
+        let dir = std::env::temp_dir().join(format!("hone-tasks-utf8-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("prompts.jsonl");
+        std::fs::write(&path, b"{\"prompt\": \"a\"}\r\n\n{\"prompt\": \"b\xff\"}\n").unwrap();
+        let err = read_data_file(&path).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{}:3: not valid UTF-8 (byte 14 of the line)",
+                path.display()
+            )),
+            "{err}"
+        );
+        std::fs::write(&path, "{\"prompt\": \"é\"}\n").unwrap();
+        assert_eq!(read_data_file(&path).unwrap(), "{\"prompt\": \"é\"}\n");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

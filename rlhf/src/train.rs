@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::checkpoint::{Checkpoint, write_checkpoint_files};
-use crate::error::{Error, Result, io_error};
+use crate::error::{Error, Result};
 use crate::reward::RewardModel;
 use crate::tokenizer::{Tokenizer, left_pad};
 
@@ -132,7 +132,7 @@ pub fn parse_device(text: &str) -> Result<Device> {
 
 /// Reads a JSONL file of objects with the string fields `fields`.
 pub fn read_jsonl(path: &Path, fields: &[&str]) -> Result<Vec<Vec<String>>> {
-    let text = std::fs::read_to_string(path).map_err(io_error(path))?;
+    let text = crate::tasks::read_data_file(path)?;
     let mut rows = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {

@@ -10,7 +10,9 @@ use hone_rlhf::init::{InitSpec, create_random_checkpoint};
 use hone_rlhf::ppo::{self, CriticKind};
 use hone_rlhf::reward::RewardModel;
 use hone_rlhf::rollout::response_logprobs;
-use hone_rlhf::run::{Algorithm, RewardKind, RunConfig, RunMessage, RunSummary, run_rlhf};
+use hone_rlhf::run::{
+    Algorithm, RewardKind, RunConfig, RunMessage, RunSummary, StartOptions, run_rlhf,
+};
 use hone_rlhf::tasks::{self, Rule};
 use hone_rlhf::train::{TrainConfig, run_sft};
 use hone_rlhf::{GenerateConfig, generate, left_pad};
@@ -96,7 +98,16 @@ fn run(name: &str, config: &RunConfig, resume: bool) -> hone_rlhf::Result<RunSum
     } else {
         RunDir::create(&root).unwrap()
     };
-    run_rlhf(&dir, config, resume, None, &mut |_| {})
+    run_rlhf(
+        &dir,
+        config,
+        StartOptions {
+            resume,
+            force: false,
+        },
+        None,
+        &mut |_| {},
+    )
 }
 
 /// The SFT sorting model and three left-padded prompts of different lengths.
@@ -201,7 +212,7 @@ fn remax_with_several_samples_per_prompt_and_skipped_ties() {
         run_rlhf(
             &RunDir::create(&setup.dir.join(format!("remax-n3-{skip_ties}"))).unwrap(),
             &config,
-            false,
+            StartOptions::default(),
             None,
             &mut |m| match m {
                 RunMessage::Step(s) => steps.push(s.clone()),
@@ -244,7 +255,7 @@ fn bad_run_files_fail_before_any_work() {
         let err = run_rlhf(
             &RunDir::create(&root).unwrap(),
             &config,
-            false,
+            StartOptions::default(),
             None,
             &mut |_| {},
         )
@@ -491,7 +502,7 @@ fn remax_raises_sorting_accuracy() {
     let summary = run_rlhf(
         &RunDir::create(&setup.dir.join("remax-sort")).unwrap(),
         &config,
-        false,
+        StartOptions::default(),
         None,
         &mut |m| {
             if let RunMessage::Step(s) = m {
@@ -523,7 +534,7 @@ fn ppo_raises_sorting_accuracy() {
     let summary = run_rlhf(
         &RunDir::create(&setup.dir.join("ppo-sort")).unwrap(),
         &config,
-        false,
+        StartOptions::default(),
         None,
         &mut |m| {
             if let RunMessage::Step(s) = m {
@@ -656,7 +667,7 @@ fn sharpening_beats_greedy_on_the_decoy_task() {
     let summary = run_rlhf(
         &RunDir::create(&dir.join("rl-sharpen")).unwrap(),
         &config,
-        false,
+        StartOptions::default(),
         None,
         &mut |_| {},
     )

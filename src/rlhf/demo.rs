@@ -366,7 +366,7 @@ impl Demo {
             ),
             _ => {}
         };
-        let summary = run_rlhf(&run, &config, false, None, &mut on_message)?;
+        let summary = run_rlhf(&run, &config, Default::default(), None, &mut on_message)?;
         let (Some(before), Some(after)) = (summary.initial_accuracy, summary.final_accuracy) else {
             anyhow::bail!("{name}: the run measured no accuracy");
         };

@@ -1,17 +1,19 @@
 use std::path::PathBuf;
 
+/// Each cause is part of the message and not also `source()`, so that a printed chain (`{:#}`)
+/// names it once.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("{path}, line {line}: not a telemetry event: {source}")]
+    #[error("{path}, line {line}: not a telemetry event: {cause}")]
     Parse {
         path: PathBuf,
         line: usize,
-        source: serde_json::Error,
+        cause: serde_json::Error,
     },
 }
 

@@ -23,7 +23,7 @@ impl MetricsWriter {
             .open(path)
             .map_err(|source| Error::Io {
                 path: path.to_owned(),
-                source,
+                cause: source,
             })?;
         Ok(Self {
             file,
@@ -39,7 +39,7 @@ impl MetricsWriter {
         // One write call per line: with O_APPEND a reader never sees half an event.
         self.file.write_all(&self.line).map_err(|source| Error::Io {
             path: self.path.clone(),
-            source,
+            cause: source,
         })
     }
 }
@@ -65,7 +65,7 @@ impl MetricsReader {
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|source| Error::Io {
             path: path.to_owned(),
-            source,
+            cause: source,
         })?;
         Ok(Self {
             reader: BufReader::new(file),
@@ -81,7 +81,7 @@ impl MetricsReader {
     pub fn read_new(&mut self) -> Result<Vec<Event>> {
         let io_err = |source| Error::Io {
             path: self.path.clone(),
-            source,
+            cause: source,
         };
         self.reader
             .seek(SeekFrom::Start(self.offset))
@@ -90,7 +90,7 @@ impl MetricsReader {
         let read = self.reader.read_to_end(&mut self.partial);
         read.map_err(|source| Error::Io {
             path: self.path.clone(),
-            source,
+            cause: source,
         })?;
         self.offset += (self.partial.len() - before) as u64;
         let Some(end) = self.partial.iter().rposition(|&b| b == b'\n') else {
@@ -101,7 +101,7 @@ impl MetricsReader {
         for line in complete.lines() {
             let line = line.map_err(|source| Error::Io {
                 path: self.path.clone(),
-                source,
+                cause: source,
             })?;
             self.lines_read += 1;
             if line.trim().is_empty() {
@@ -110,7 +110,7 @@ impl MetricsReader {
             let event = serde_json::from_str(&line).map_err(|source| Error::Parse {
                 path: self.path.clone(),
                 line: self.lines_read,
-                source,
+                cause: source,
             })?;
             events.push(event);
         }

@@ -1,4 +1,5 @@
-//! `hone init`, `hone generate`, `hone sft` and `hone rm` on a tiny model made by `hone init`.
+//! `hone init`, `hone generate`, `hone sft` and `hone rm` on a tiny model made by `hone init`,
+//! and the errors of the LLM commands (`hone rlhf` included) on bad input.
 
 use std::path::{Path, PathBuf};
 
@@ -231,4 +232,226 @@ fn init_into_a_used_folder_keeps_the_users_files() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::read(model.join("model.gguf")).unwrap(), b"input");
     assert!(model.join("model.safetensors").is_file());
+}
+
+/// Whether `hone doctor` finds a CUDA device (as `tch::Cuda::is_available`).
+fn cuda_available() -> bool {
+    let out = hone(&["doctor"]);
+    stdout(&out).contains("CUDA: available")
+}
+
+/// `--device cuda` (or a run file's `device = "cuda"`) without a CUDA device is one line that
+/// names CUDA, as in `hone train`, not libtorch's ~35 lines of C++ frames.
+#[test]
+fn cuda_without_a_cuda_device_is_one_line() {
+    let dir = work_dir("cuda");
+    let model = init(&dir, &[]);
+    let model = model.to_str().unwrap();
+    let data = dir.join("sort.jsonl");
+    let out = hone(&[
+        "rlhf",
+        "task",
+        "sort",
+        "--out",
+        data.to_str().unwrap(),
+        "--count",
+        "3",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let data = data.to_str().unwrap();
+    let policy = format!("policy={model}");
+    let data_set = format!("data={data}");
+    let runs = dir.join("runs");
+    let commands: [Vec<&str>; 3] = [
+        vec![
+            "generate",
+            "--model",
+            model,
+            "--prompt",
+            "x",
+            "--max-new-tokens",
+            "2",
+        ],
+        vec![
+            "sharpen", "bon", "--model", model, "--data", data, "--n", "1",
+        ],
+        vec![
+            "rlhf",
+            "--set",
+            &policy,
+            "--set",
+            &data_set,
+            "--set",
+            "device=cuda",
+            "--set",
+            "steps=1",
+            "--runs-dir",
+            runs.to_str().unwrap(),
+            "--no-tui",
+        ],
+    ];
+    let cuda = cuda_available();
+    for mut args in commands {
+        if args[0] != "rlhf" {
+            args.extend(["--device", "cuda", "--threads", "1"]);
+        }
+        let out = hone(&args);
+        let err = stderr(&out);
+        if cuda {
+            assert!(out.status.success(), "{args:?}: {err}");
+            continue;
+        }
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            err.lines().count() < 5 && err.contains("CUDA") && !err.contains("frame #"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+/// The first part of an error message that appears twice in it ("path: reason: reason").
+fn repeated_segment(message: &str) -> Option<String> {
+    let parts: Vec<&str> = message.trim().split(": ").collect();
+    parts
+        .iter()
+        .enumerate()
+        .find(|(i, part)| parts[i + 1..].contains(part))
+        .map(|(_, part)| part.to_string())
+}
+
+/// An error names each part once: a context and its cause do not both name the cause.
+#[test]
+fn error_messages_name_each_part_once() {
+    let dir = work_dir("errors");
+    let model = init(&dir, &[]);
+    let policy = format!("policy={}", model.display());
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let runs = dir.join("runs");
+    let runs = runs.to_str().unwrap();
+    let missing = format!("data={}", dir.join("missing.jsonl").display());
+    let latin1 = dir.join("latin1.jsonl");
+    std::fs::write(&latin1, b"{\"prompt\": \"a\"}\n{\"prompt\": \"caf\xe9\"}\n").unwrap();
+    let latin1 = format!("data={}", latin1.display());
+    let rlhf = |data| {
+        vec![
+            "rlhf",
+            "--set",
+            &policy,
+            "--set",
+            data,
+            "--runs-dir",
+            runs,
+            "--no-tui",
+        ]
+    };
+    let cases = [
+        (
+            vec!["generate", "--model", "/nonexistent/model", "--prompt", "x"],
+            "/nonexistent/model",
+        ),
+        (
+            vec![
+                "generate",
+                "--model",
+                empty.to_str().unwrap(),
+                "--prompt",
+                "x",
+            ],
+            "config.json",
+        ),
+        (rlhf(&missing), "missing.jsonl"),
+        (rlhf(&latin1), "latin1.jsonl:2: not valid UTF-8"),
+        // The trainer's and the telemetry's errors.
+        (
+            vec![
+                "rlhf",
+                "--config",
+                "/nonexistent/run.toml",
+                "--runs-dir",
+                runs,
+            ],
+            "/nonexistent/run.toml",
+        ),
+        (
+            vec![
+                "train",
+                "--env",
+                "CartPole-v1",
+                "--config",
+                "/nonexistent/ppo.toml",
+            ],
+            "/nonexistent/ppo.toml",
+        ),
+    ];
+    for (args, names) in cases {
+        let out = hone(&args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = stderr(&out);
+        let message = err
+            .lines()
+            .find(|l| l.starts_with("error: "))
+            .unwrap_or(&err);
+        assert!(message.contains(names), "{args:?}: {err}");
+        assert_eq!(repeated_segment(message), None, "{args:?}: {message}");
+    }
+    assert_eq!(
+        repeated_segment("error: /x: not found: not found").as_deref(),
+        Some("not found")
+    );
+}
+
+/// A step that cannot fit in memory is an error before any model or batch is allocated,
+/// naming the setting, the estimate and --force (it used to start and climb past 13 GB).
+#[test]
+fn a_step_too_large_for_memory_is_refused_before_any_work() {
+    let dir = work_dir("memory");
+    let model = init(&dir, &[]);
+    let data = dir.join("sort.jsonl");
+    let out = hone(&[
+        "rlhf",
+        "task",
+        "sort",
+        "--out",
+        data.to_str().unwrap(),
+        "--count",
+        "3",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let runs = dir.join("runs");
+    let policy = format!("policy={}", model.display());
+    let data = format!("data={}", data.display());
+    let started = std::time::Instant::now();
+    let out = hone(&[
+        "rlhf",
+        "--set",
+        &policy,
+        "--set",
+        &data,
+        "--set",
+        "prompts_per_step=100000000",
+        "--runs-dir",
+        runs.to_str().unwrap(),
+        "--no-tui",
+        "--threads",
+        "1",
+    ]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        started.elapsed().as_secs() < 30,
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        err.contains("prompts_per_step = 100000000")
+            && err.contains("GiB of memory")
+            && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&runs).unwrap().count(),
+        0,
+        "a run directory was left"
+    );
 }

@@ -20,7 +20,7 @@ pub fn resolve<T: Serialize + DeserializeOwned>(
     if let Some(path) = file {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
             path: path.to_owned(),
-            source,
+            cause: source,
         })?;
         let overlay: toml::Table = toml::from_str(&text)
             .map_err(|e| Error::Config(format!("{}: {}", path.display(), one_line(&e))))?;
