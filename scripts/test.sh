@@ -15,8 +15,11 @@ step "cargo test (release)"
 cargo test --release --workspace
 # The MuJoCo environments are behind hone-envs' `mujoco` feature (a native library); lint and
 # test them too (this rebuilds hone-envs alone with the feature, about a minute).
-step "cargo clippy + test, hone-envs with the mujoco feature"
+step "cargo clippy + test, hone-envs with the mujoco feature; hone-trainer's resume test with it"
 cargo clippy --release -p hone-envs --features mujoco --all-targets --quiet -- -D warnings
 cargo test --release -p hone-envs --features mujoco
+# Checkpoint resume is bit-exact for MuJoCo tasks too (HalfCheetah, Hopper): hone-trainer's resume
+# test with the feature (rebuilds hone-trainer's test binary with it, about 20 s; runs in ~1 s).
+cargo test --release -p hone-trainer --features mujoco resum
 step "pytest: the Python module hone_envs (envs/python/tests)"
 bash scripts/test_python.sh

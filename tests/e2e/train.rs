@@ -379,3 +379,115 @@ fn fast_cartpole_config_solves_cartpole() {
     ]);
     assert!(mean >= 475.0, "mean return {mean} over 20 episodes");
 }
+
+/// kill -9 at pseudo-random moments of a run that checkpoints after every update (most of its
+/// time is spent writing checkpoints), 20 times: afterwards the latest and the best checkpoint
+/// load (`hone eval`) and `--resume` finishes the run.
+#[test]
+fn a_run_killed_at_any_moment_keeps_a_loadable_checkpoint_and_resumes() {
+    let dir = runs_dir("kill9");
+    let dir_s = dir.to_str().unwrap();
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let (mut killed_with_checkpoints, mut killed_mid_write) = (0, 0);
+    for trial in 0..20 {
+        let name = format!("k{trial}");
+        let run = dir.join(&name);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hone"))
+            .args([
+                "train",
+                "--env",
+                "CartPole-v1",
+                "--no-tui",
+                "--runs-dir",
+                dir_s,
+            ])
+            .args(["--name", &name, "--eval-episodes", "0"])
+            .args(["--set", "num_envs=4", "--set", "num_steps=16"])
+            .args(["--set", "checkpoint_every=1", "--set", "keep_checkpoints=2"])
+            .args(["--set", "torch_threads=1", "--set", "env_threads=1"])
+            .args(["--total-steps", "100000000"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // 0.3 to 1.0 s: the binary starts in about 0.35 s, then checkpoints every few ms.
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        std::thread::sleep(Duration::from_millis(300 + (state >> 33) % 700));
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let steps: Vec<u64> = std::fs::read_dir(run.join("checkpoints"))
+            .map(|entries| {
+                entries
+                    .filter_map(|e| {
+                        e.ok()?
+                            .file_name()
+                            .to_str()?
+                            .strip_prefix("step-")?
+                            .parse()
+                            .ok()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let latest = steps.iter().copied().max();
+        let leftovers = std::fs::read_dir(run.join("checkpoints")).map_or(0, |entries| {
+            entries
+                .filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.file_name().to_string_lossy().starts_with('.'))
+                })
+                .count()
+        });
+        killed_mid_write += usize::from(leftovers > 0);
+        if latest.is_some() {
+            killed_with_checkpoints += 1;
+            let run_s = run.to_str().unwrap();
+            for which in ["latest", "best"] {
+                let eval = hone(&["eval", run_s, "--episodes", "1", "--checkpoint", which]);
+                assert!(
+                    eval.status.success(),
+                    "trial {trial}: the {which} checkpoint does not load: {}",
+                    stderr(&eval)
+                );
+            }
+        }
+        // One more update than the checkpoint holds (a run killed before its first starts over).
+        let total = (latest.unwrap_or(0) + 64).to_string();
+        let resumed = hone(&[
+            "train",
+            "--resume",
+            run.to_str().unwrap(),
+            "--total-steps",
+            &total,
+            "--eval-episodes",
+            "0",
+            "--no-tui",
+        ]);
+        assert!(
+            resumed.status.success(),
+            "trial {trial} (latest checkpoint {latest:?}): resume failed: {}",
+            stderr(&resumed)
+        );
+        let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+        assert!(
+            metrics
+                .lines()
+                .last()
+                .unwrap()
+                .contains("\"event\":\"finish\""),
+            "trial {trial}: the resumed run did not finish"
+        );
+    }
+    println!(
+        "20 runs killed: {killed_with_checkpoints} after their first checkpoint, \
+         {killed_mid_write} in the middle of writing one"
+    );
+    assert!(
+        killed_with_checkpoints >= 10,
+        "only {killed_with_checkpoints} of 20 runs were killed after their first checkpoint"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -16,7 +16,7 @@ use crate::{Error, Result};
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let io = |source| Error::Io {
         path: path.to_owned(),
-        source,
+        cause: source,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
@@ -55,7 +55,7 @@ impl RunDir {
         let checkpoints = root.join("checkpoints");
         fs::create_dir_all(&checkpoints).map_err(|source| Error::Io {
             path: checkpoints,
-            source,
+            cause: source,
         })?;
         Ok(Self {
             root: root.to_owned(),
@@ -131,7 +131,10 @@ impl RunDir {
 
     pub fn read_config(&self) -> Result<String> {
         let path = self.config_path();
-        fs::read_to_string(&path).map_err(|source| Error::Io { path, source })
+        fs::read_to_string(&path).map_err(|source| Error::Io {
+            path,
+            cause: source,
+        })
     }
 
     /// Keeps the events of `metrics.jsonl` up to `global_step` (what the checkpoint a resume
@@ -142,7 +145,12 @@ impl RunDir {
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(source) => return Err(Error::Io { path, source }),
+            Err(source) => {
+                return Err(Error::Io {
+                    path,
+                    cause: source,
+                });
+            }
         };
         let mut kept = Vec::with_capacity(bytes.len());
         let mut skipped = 0;
@@ -190,7 +198,7 @@ fn lock(root: &Path) -> Result<File> {
     let path = root.join(LOCK_FILE);
     let io = |source| Error::Io {
         path: path.clone(),
-        source,
+        cause: source,
     };
     let mut file = OpenOptions::new()
         .read(true)
@@ -226,27 +234,43 @@ fn lock(root: &Path) -> Result<File> {
 }
 
 /// Removes what a killed writer left in `folder`: hone's temporary files and folders
-/// (`.<name>.tmp-<pid>`, `.tmp-step-…`, `.tmp-best-…`, `.old-best-…`). Call it only with the
-/// run's lock held, so no live writer owns them.
+/// (`.<name>.tmp-<pid>`, `.tmp-step-…`, `.tmp-best-…`, `.old-best-…`). A writer killed between
+/// the two renames that replace `best` left no `best` and the previous one as `.old-best-…`,
+/// which is put back. Call it only with the run's lock held, so no live writer owns them.
 fn remove_leftovers(folder: &Path) -> Result<()> {
     let Ok(entries) = fs::read_dir(folder) else {
         return Ok(());
     };
     for entry in entries.filter_map(|e| e.ok()) {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let ours =
-            name.starts_with('.') && (name.contains(TMP_MARK) || name.starts_with(".old-best-"));
+        let old_best = name.starts_with(".old-best-");
+        let ours = name.starts_with('.') && (name.contains(TMP_MARK) || old_best);
         if !ours {
             continue;
         }
         let path = entry.path();
+        let best = folder.join(BEST);
+        if old_best && !best.exists() {
+            tracing::info!(
+                "restoring {} (left by an interrupted write)",
+                best.display()
+            );
+            fs::rename(&path, &best).map_err(|source| Error::Io {
+                path,
+                cause: source,
+            })?;
+            continue;
+        }
         tracing::info!("removing {} (left by an interrupted write)", path.display());
         let removed = if path.is_dir() {
             fs::remove_dir_all(&path)
         } else {
             fs::remove_file(&path)
         };
-        removed.map_err(|source| Error::Io { path, source })?;
+        removed.map_err(|source| Error::Io {
+            path,
+            cause: source,
+        })?;
     }
     Ok(())
 }
@@ -281,7 +305,10 @@ impl CheckpointStore {
     ) -> Result<PathBuf> {
         let io = |path: &Path| {
             let path = path.to_owned();
-            move |source| Error::Io { path, source }
+            move |source| Error::Io {
+                path,
+                cause: source,
+            }
         };
         fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
         let tmp = self
@@ -318,7 +345,7 @@ impl CheckpointStore {
             Err(source) => {
                 return Err(Error::Io {
                     path: self.dir.clone(),
-                    source,
+                    cause: source,
                 });
             }
         };
@@ -357,15 +384,18 @@ impl CheckpointStore {
         if best.exists() {
             fs::rename(&best, &old).map_err(|source| Error::Io {
                 path: best.clone(),
-                source,
+                cause: source,
             })?;
         }
         fs::rename(&tmp, &best).map_err(|source| Error::Io {
             path: best.clone(),
-            source,
+            cause: source,
         })?;
         if old.exists() {
-            fs::remove_dir_all(&old).map_err(|source| Error::Io { path: old, source })?;
+            fs::remove_dir_all(&old).map_err(|source| Error::Io {
+                path: old,
+                cause: source,
+            })?;
         }
         Ok(())
     }
@@ -376,7 +406,7 @@ impl CheckpointStore {
         for (_, path) in &all[..excess] {
             fs::remove_dir_all(path).map_err(|source| Error::Io {
                 path: path.clone(),
-                source,
+                cause: source,
             })?;
         }
         Ok(())
@@ -386,7 +416,10 @@ impl CheckpointStore {
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {
     let io = |path: &Path| {
         let path = path.to_owned();
-        move |source| Error::Io { path, source }
+        move |source| Error::Io {
+            path,
+            cause: source,
+        }
     };
     if to.exists() {
         fs::remove_dir_all(to).map_err(io(to))?;
@@ -555,6 +588,8 @@ mod tests {
         ] {
             fs::create_dir_all(checkpoints.join(dir)).unwrap();
         }
+        // Killed between its renames of `best`: the previous best is put back.
+        fs::write(checkpoints.join(".old-best-4242/score.txt"), "7").unwrap();
         fs::write(root.join(".metrics.jsonl.tmp-4242"), "x").unwrap();
         fs::write(root.join("notes.txt"), "mine").unwrap();
         drop(run);
@@ -568,6 +603,7 @@ mod tests {
         assert_eq!(
             left,
             [
+                "best",
                 "checkpoints",
                 "config.toml",
                 "hone.lock",
@@ -575,6 +611,14 @@ mod tests {
                 "step-000000000100"
             ]
         );
+        let score = fs::read_to_string(run.checkpoints_dir().join("best/score.txt")).unwrap();
+        assert_eq!(score, "7");
+        // With a `best` in place, a leftover `.old-best-…` is removed.
+        fs::create_dir_all(run.checkpoints_dir().join(".old-best-4243")).unwrap();
+        drop(run);
+        let run = RunDir::open_to_continue(&root).unwrap();
+        assert!(!run.checkpoints_dir().join(".old-best-4243").exists());
+        assert!(run.checkpoints_dir().join("best/score.txt").exists());
     }
 
     #[test]
