@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod fuzz;
 pub mod generate;
 pub mod gguf;
 pub mod init;

@@ -48,7 +48,8 @@ pub fn read(path: &Path) -> Result<Vec<(String, Tensor)>> {
     parse(path, &bytes)
 }
 
-fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
+/// The tensors of a safetensors file's `bytes`; `path` names it in errors.
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
     let Some(len_bytes) = bytes.get(..8) else {
         return Err(malformed(path, "shorter than the 8-byte header length"));
     };

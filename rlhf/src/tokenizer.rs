@@ -101,8 +101,12 @@ impl Tokenizer {
         config: Map<String, Value>,
         chat_template: Option<String>,
     ) -> Result<Self> {
-        let inner: tokenizers::Tokenizer = text
-            .parse()
+        // Parsed as a JSON value first: tokenizers 0.22.2 panics (decoders/mod.rs:90,
+        // `expect("Helper")`) when the text ends or breaks inside `decoder`, and a value can no
+        // longer fail there.
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| malformed(path, format!("invalid JSON: {e}")))?;
+        let inner: tokenizers::Tokenizer = serde_json::from_value(value)
             .map_err(|e| malformed(path, format!("not a valid tokenizer: {e}")))?;
         Ok(Self {
             inner,

@@ -2,6 +2,7 @@
 
 pub mod config;
 mod error;
+pub mod fuzz;
 pub mod optim;
 pub mod params;
 pub mod policy;
