@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -264,7 +264,15 @@ fn evaluate(run: &Path, which: &str, episodes: usize, seed: u64) -> Result<Vec<f
     let config: PpoConfig =
         toml::from_str(&text).with_context(|| format!("{}/config.toml", checkpoint.display()))?;
     let policy = ppo::Ppo::load(config, &checkpoint)?;
-    Ok(policy.evaluate(episodes, seed)?)
+    // Beyond one round of envs, a line every 5 s says how far the evaluation is.
+    let mut last = Instant::now();
+    let mut progress = |done: usize| {
+        if last.elapsed() >= Duration::from_secs(5) {
+            eprintln!("evaluation: {done} of {episodes} episodes");
+            last = Instant::now();
+        }
+    };
+    Ok(policy.evaluate_with_progress(episodes, seed, &mut progress)?)
 }
 
 fn default_run_name(config: &PpoConfig) -> String {

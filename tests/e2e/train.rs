@@ -326,6 +326,44 @@ fn sizes_beyond_the_machine_are_clear_errors() {
     }
 }
 
+/// The size checks under an address-space limit (`ulimit -v`, about 2.3 GiB above the 2.7 GiB the
+/// binary maps at start: libtorch and the CUDA libraries its wheel brings): a rollout that fits
+/// the machine but not the limit is a clear error naming the limit, not an abort in the
+/// allocator (the checks used to read only the machine's MemAvailable).
+#[test]
+fn sizes_beyond_a_memory_limit_are_clear_errors() {
+    let dir = runs_dir("ulimit");
+    // 1100 × 16384 rows of CartPole, about 3.2 GB with their tensor copies.
+    let needs_kib = 1100 * 16384 * 180 / 1024;
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let available_kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 5242880 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_hone"))
+        .args(["train", "--env", "CartPole-v1", "--no-tui"])
+        .args(["--runs-dir", dir.to_str().unwrap()])
+        .args(["--set", "num_envs=16384", "--set", "num_steps=1100"])
+        .args(["--total-steps", "100000000"])
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("a rollout of num_steps × num_envs = 1100 × 16384 needs about"),
+        "{err}"
+    );
+    // Where the machine itself has the room, the limit is what the error names.
+    if available_kib > needs_kib {
+        assert!(err.contains("address-space limit (ulimit -v)"), "{err}");
+    }
+}
+
 /// Trains with `args` and returns the mean return of the final evaluation it prints.
 fn train_and_evaluate(args: &[&str]) -> f64 {
     let output = hone(args);

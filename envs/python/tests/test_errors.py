@@ -1,6 +1,10 @@
 """Bad input raises a Python exception that names the problem, and the pool stays usable: after
 the error it continues exactly as a pool that never saw the bad call."""
 
+import re
+import subprocess
+import sys
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -162,6 +166,35 @@ def test_a_pool_too_large_for_the_machine_is_a_value_error():
     # 2**31 - 1 envs used to abort the interpreter in the allocator.
     with pytest.raises(ValueError, match=r"num_envs = 2147483647 needs about .* available"):
         hone_envs.make("CartPole-v1", num_envs=2**31 - 1)
+
+
+UNDER_AN_ADDRESS_SPACE_LIMIT = """
+import resource
+import hone_envs
+
+status = open("/proc/self/status").read()
+mapped = int(next(l for l in status.splitlines() if l.startswith("VmSize:")).split()[1]) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (mapped + 2**30, resource.RLIM_INFINITY))
+try:
+    hone_envs.make("CartPole-v1", num_envs=20_000_000)
+except ValueError as e:
+    print("ValueError", e)
+"""
+
+
+def test_a_pool_beyond_an_address_space_limit_is_a_value_error():
+    # Under `ulimit -v` (1 GiB above what the interpreter maps), 20 million envs (about 2.8 GiB)
+    # fit the machine but not the limit; the check used to read only MemAvailable and the
+    # allocator then aborted the interpreter. A child interpreter carries the limit.
+    result = subprocess.run(
+        [sys.executable, "-c", UNDER_AN_ADDRESS_SPACE_LIMIT], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.match(r"ValueError .*num_envs = 20000000 needs about .* GiB", result.stdout), result.stdout
+    meminfo = open("/proc/meminfo").read()
+    available = int(next(l for l in meminfo.splitlines() if l.startswith("MemAvailable:")).split()[1]) * 1024
+    if available > 3 * 2**30:
+        assert "address-space limit (ulimit -v)" in result.stdout, result.stdout
 
 
 def test_seed_plus_env_index_does_not_wrap_past_2_pow_64():

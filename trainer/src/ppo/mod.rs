@@ -9,6 +9,7 @@
 
 mod checkpoint;
 pub mod config;
+mod evaluate;
 mod loss;
 pub mod run;
 pub mod sampling;
@@ -22,6 +23,7 @@ use hone_telemetry::{EpisodeStats, LossStats, PhaseTiming, UpdateEvent};
 use tch::{Device, Kind, Tensor};
 
 pub use config::{PpoConfig, TruncationMode, parse_device};
+pub use evaluate::{EVAL_ENVS, evaluate_policy};
 
 use crate::optim::{Adam, clip_grad_norm};
 use crate::policy::{ActionKind, ActorCritic};
@@ -622,12 +624,24 @@ impl Ppo {
     /// Runs the deterministic policy (argmax / mean action, observation statistics frozen) for
     /// `episodes` episodes on fresh envs seeded from `seed`, returning each episode's return.
     pub fn evaluate(&self, episodes: usize, seed: u64) -> Result<Vec<f64>> {
+        self.evaluate_with_progress(episodes, seed, &mut |_| {})
+    }
+
+    /// [`Ppo::evaluate`], calling `progress` with the episodes done after each round of
+    /// [`EVAL_ENVS`] envs.
+    pub fn evaluate_with_progress(
+        &self,
+        episodes: usize,
+        seed: u64,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<f64>> {
         evaluate_policy(
             &self.agent,
             &self.config,
             self.obs_stats.as_ref(),
             episodes,
             seed,
+            progress,
         )
     }
 }
@@ -651,71 +665,6 @@ pub fn check_rollout_fits(config: &PpoConfig) -> Result<()> {
         Some(message) => Err(Error::Config(message)),
         None => Ok(()),
     }
-}
-
-/// See [`Ppo::evaluate`]. One env per episode, each stopped after its first episode.
-pub fn evaluate_policy(
-    agent: &ActorCritic,
-    config: &PpoConfig,
-    obs_stats: Option<&RunningMeanStd>,
-    episodes: usize,
-    seed: u64,
-) -> Result<Vec<f64>> {
-    if episodes == 0 {
-        return Ok(Vec::new());
-    }
-    let mut pool_config = PoolConfig::new(config.env_id.clone(), episodes)
-        .num_threads(config.env_threads)
-        .seed(seed)
-        .autoreset(AutoReset::SameStep);
-    if let Some(steps) = config.max_episode_steps {
-        pool_config = pool_config.max_episode_steps(steps);
-    }
-    let mut pool = hone_envs::registry::make(&config.env_id, pool_config)?;
-    let d = agent.obs_dim as usize;
-    let (low, high) = match pool.action_space() {
-        Space::Box { low, high, .. } => (low.clone(), high.clone()),
-        _ => (Vec::new(), Vec::new()),
-    };
-    let mut returns: Vec<Option<f64>> = vec![None; episodes];
-    let mut obs = pool.reset()?.observations.to_vec();
-    let mut discrete = vec![0i64; episodes];
-    let mut continuous: Vec<f32>;
-    while returns.iter().any(Option::is_none) {
-        if let Some(stats) = obs_stats {
-            stats.normalize(&mut obs, NORMALIZE_EPSILON, Some(config.clip_observation))?;
-        }
-        let input = Tensor::from_slice(&obs)
-            .view([episodes as i64, d as i64])
-            .to_device(agent.device());
-        let out = tch::no_grad(|| agent.actor_output(&input));
-        let batch = match agent.action {
-            ActionKind::Categorical { .. } => {
-                let best = Vec::<i64>::try_from(out.argmax(-1, false).to_device(Device::Cpu))?;
-                discrete.copy_from_slice(&best);
-                pool.step(Actions::Int(&discrete))?
-            }
-            ActionKind::Gaussian { .. } => {
-                continuous = Vec::<f32>::try_from(out.to_device(Device::Cpu).flatten(0, -1))?;
-                for (i, a) in continuous.iter_mut().enumerate() {
-                    *a = a.clamp(low[i % low.len()], high[i % high.len()]);
-                }
-                pool.step(Actions::Float(&continuous))?
-            }
-        };
-        let eps = &batch.episodes;
-        for k in 0..eps.len() {
-            let slot = &mut returns[eps.env_id[k] as usize];
-            if slot.is_none() {
-                *slot = Some(eps.episode_return[k]);
-            }
-        }
-        obs.copy_from_slice(batch.observations);
-    }
-    Ok(returns
-        .into_iter()
-        .map(|r| r.expect("every episode finished"))
-        .collect())
 }
 
 /// 1 − Var(returns − values) / Var(returns), as CleanRL (NaN when the returns are constant).
