@@ -1,6 +1,6 @@
-// Without the `mujoco` feature hone-envs has no native code and this does nothing.
+// Without the `mujoco` and `atari` features hone-envs has no native code and this does nothing.
 //
-// With it: the MuJoCo library, headers and gymnasium's model files come from hone's Python
+// With `mujoco`: the MuJoCo library, headers and gymnasium's model files come from hone's Python
 // environment, whose paths scripts/setup.sh writes into .cargo/config.toml (HONE_MUJOCO_LIB,
 // HONE_MUJOCO_INCLUDE, HONE_MUJOCO_ASSETS). The shim (src/mujoco/shim.c) is compiled against the
 // headers; the library is linked by its file name (the wheel ships libmujoco.so.X.Y.Z and no
@@ -11,6 +11,68 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     #[cfg(feature = "mujoco")]
     mujoco::build();
+    #[cfg(feature = "atari")]
+    atari::build();
+}
+
+// With the `atari` feature: ALE's static library and headers, which scripts/setup.sh compiles from
+// the ale-py sdist into HONE_ALE_DIR (lib/libale.a, include/ale/...), and its ROM folder
+// HONE_ALE_ROMS, which the crate reads at run time (src/atari/mod.rs). The C++ shim
+// (src/atari/shim.cpp) is compiled against the headers; the library is static, so no rpath.
+#[cfg(feature = "atari")]
+mod atari {
+    use std::path::PathBuf;
+
+    fn path_from_env(name: &str, what: &str) -> PathBuf {
+        println!("cargo:rerun-if-env-changed={name}");
+        let Some(value) = std::env::var_os(name) else {
+            panic!(
+                "hone-envs' `atari` feature needs {name} ({what}); run `bash scripts/setup.sh`, \
+                 which builds ALE and writes it into .cargo/config.toml"
+            );
+        };
+        let path = PathBuf::from(value);
+        assert!(
+            path.exists(),
+            "{name} = {} ({what}) does not exist; run `bash scripts/setup.sh` again",
+            path.display()
+        );
+        path
+    }
+
+    pub fn build() {
+        let ale = path_from_env("HONE_ALE_DIR", "ALE's library and headers");
+        let roms = path_from_env("HONE_ALE_ROMS", "the Atari ROMs");
+        let library = ale.join("lib/libale.a");
+        assert!(
+            library.is_file(),
+            "{} is missing; run `bash scripts/setup.sh` again",
+            library.display()
+        );
+        println!("cargo:rerun-if-changed={}", library.display());
+
+        println!("cargo:rerun-if-changed=src/atari/shim.cpp");
+        cc::Build::new()
+            .cpp(true)
+            .file("src/atari/shim.cpp")
+            // A system include: ALE's headers' own warnings are not the shim's.
+            .flag("-isystem")
+            .flag(ale.join("include").display().to_string())
+            .flag("-std=c++17")
+            .warnings(true)
+            // The C++ runtime is linked below, after libale.a, which needs it too.
+            .cpp_link_stdlib(None)
+            .compile("hone_atari_shim");
+
+        println!(
+            "cargo:rustc-link-search=native={}",
+            ale.join("lib").display()
+        );
+        println!("cargo:rustc-link-lib=static=ale");
+        println!("cargo:rustc-link-lib=dylib=stdc++");
+        println!("cargo:rustc-link-lib=dylib=z");
+        println!("cargo:rustc-env=HONE_ALE_ROMS={}", roms.display());
+    }
 }
 
 #[cfg(feature = "mujoco")]

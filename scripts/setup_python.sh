@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the Python module hone_envs (envs/python, an abi3 wheel made by maturin) and installs it
 # into hone's Python environment, the one scripts/setup.sh makes, together with the pinned
-# gymnasium, pytest and maturin its tests need. Idempotent, and a second or so when nothing changed:
-# a fingerprint of the sources the wheel is built from is kept in the environment.
+# gymnasium, pytest and maturin its tests need (and OpenCV, for hone-envs' image tests).
+# Idempotent, and a second or so when nothing changed: a fingerprint of the sources the wheel is
+# built from is kept in the environment.
 #
 #   HONE_CACHE   cache folder (default ~/.cache/hone), as for scripts/setup.sh
 set -euo pipefail
@@ -11,8 +12,10 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${HONE_CACHE:-$HOME/.cache/hone}
 venv=$cache/python-torch-2.11.0
 python=$venv/bin/python
-# The same pins as scripts/setup.sh.
-requirements=("gymnasium==1.4.0" "pytest==9.2.0" "maturin==1.16.0")
+# The same pins as scripts/setup.sh, and OpenCV: the reference of hone-envs' image tests
+# (envs/tests/image.rs), the OpenCV 4.13.0 that envpool builds its INTER_AREA resize against.
+requirements=("gymnasium==1.4.0" "pytest==9.2.0" "maturin==1.16.0"
+  "opencv-python-headless==4.13.0.92")
 
 log() { printf 'setup_python: %s\n' "$*" >&2; }
 die() { printf 'setup_python: error: %s\n' "$*" >&2; exit 1; }

@@ -69,6 +69,15 @@ pub enum Error {
     Snapshot(String),
     #[error("could not start a worker thread: {0}")]
     ThreadSpawn(String),
+    #[error("unknown Atari game `{game}`; known games: {}", known.join(", "))]
+    UnknownGame { game: String, known: Vec<String> },
+    #[error(
+        "the Atari ROM {path} (game `{game}`) is missing: run `bash scripts/setup.sh`, which \
+         installs ALE 0.12.1's ROMs"
+    )]
+    RomMissing { game: String, path: String },
+    #[error("ALE: {0}")]
+    Ale(String),
 }
 
 fn others_note(others: usize) -> String {

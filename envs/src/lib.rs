@@ -1,10 +1,13 @@
 //! hone-envs: an envpool-style engine — worker threads, contiguous batch buffers — and gymnasium-exact environments.
 
+#[cfg(feature = "atari")]
+pub mod atari;
 pub mod batch;
 pub mod bench;
 pub mod classic;
 pub mod env;
 pub mod error;
+pub mod image;
 pub mod memory;
 #[cfg(feature = "mujoco")]
 pub mod mujoco;

@@ -1,6 +1,9 @@
 //! hone-envs integration tests (one test binary; one module per area).
 
+#[cfg(feature = "atari")]
+mod atari;
 mod conformance;
+mod image;
 mod limits;
 #[cfg(feature = "mujoco")]
 mod mujoco;
