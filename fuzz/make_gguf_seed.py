@@ -1,8 +1,9 @@
 """Writes fuzz/corpus/gguf/tiny-llama.gguf, the GGUF seed of the fuzzers, with llama.cpp's own
-writer (`pip install gguf==0.19.0 numpy`): one llama layer (hidden 8, 2 heads of 4, 1 key/value
-head, MLP 32), an 8-token byte-level BPE tokenizer, tensors in F32, F16 and Q8_0.
+writer (the package gguf 0.19.0, in hone's Python environment): one llama layer (hidden 8, 2
+heads of 4, 1 key/value head, MLP 32), an 8-token byte-level BPE tokenizer, tensors in F32, F16
+and Q8_0.
 
-    python fuzz/make_gguf_seed.py
+    ~/.cache/hone/python-torch-2.11.0/bin/python fuzz/make_gguf_seed.py
 """
 
 from pathlib import Path

@@ -30,4 +30,7 @@ for key in hone:
         label = f"{what} b={batch}" + ("" if cache is None else (" cache" if cache else " no cache")) + " (tok/s)"
         x, y, ratio = a["tokens_per_s"], b["tokens_per_s"], a["tokens_per_s"] / b["tokens_per_s"]
     print(f"{label:<34}{x:>12.2f}{y:>14.2f}{ratio:>8.2f}x")
+step = hone[("sft_step", 8, None)]
+print(f"hone's finite check of weights and Adam moments: {step['finite_check']:.4f} s a step "
+      f"({100 * step['finite_check'] / step['seconds']:.1f}% of the SFT step)")
 PY

@@ -27,7 +27,7 @@ for target in "${targets[@]}"; do
     OMP_NUM_THREADS=1 cargo +nightly fuzz run --fuzz-dir fuzz "$target" "$found" "fuzz/corpus/$target" -- \
         -max_total_time="$seconds" -malloc_limit_mb=1024 -rss_limit_mb=4096 -timeout=30 \
         -print_final_stats=1 >"$log" 2>&1 || status=$?
-    grep -E '^(#[0-9]+ +DONE|stat::(number_of_executed_units|peak_rss_mb|new_units_added))' "$log" || true
+    grep -E '^(#[0-9]+ +DONE|stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb|new_units_added))' "$log" || true
     if [ "$status" -ne 0 ]; then
         tail -n 40 "$log" >&2
         echo "fuzz $target failed (exit $status; log $log, inputs in fuzz/artifacts/$target/)" >&2
