@@ -2,6 +2,8 @@
 
 #[cfg(feature = "atari")]
 mod atari;
+#[cfg(feature = "atari")]
+mod atari_envpool;
 mod conformance;
 mod image;
 mod limits;

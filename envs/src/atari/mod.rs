@@ -1,6 +1,6 @@
 //! Atari 2600 games on the Arcade Learning Environment (ALE 0.12.1). Behind the cargo feature
-//! `atari`. So far this is the raw emulator ([`Ale`]) and the ROM lookup ([`rom_path`]); envpool's
-//! preprocessing and the pool tasks (`Pong-v5`, ...) build on it.
+//! `atari`. The raw emulator ([`Ale`]), the ROM lookup ([`rom_path`]) and one game with envpool
+//! 1.2.7's preprocessing and semantics ([`AtariEnv`]); the pool tasks (`Pong-v5`, ...) build on it.
 //!
 //! # Where ALE comes from
 //!
@@ -17,11 +17,14 @@
 //! under the GPL-2.0. hone-envs without the feature contains no ALE code.
 
 mod ale;
+mod env;
 mod ffi;
+pub mod mt19937;
 
 use std::path::{Path, PathBuf};
 
 pub use ale::{Ale, AleOptions, FIRE, NOOP, NUM_ACTIONS};
+pub use env::{AtariEnv, AtariOptions, AtariStep};
 
 use crate::error::{Error, Result};
 
