@@ -1,12 +1,24 @@
-//! CleanRL's PPO agent: separate actor and critic MLPs with tanh activations, orthogonally
-//! initialised (gain √2 for hidden layers, 0.01 for the policy head, 1 for the value head,
-//! biases 0). Discrete actions: a categorical over logits. Continuous actions: a diagonal
-//! Gaussian whose log-std is a state-independent parameter, initialised to 0.
+//! CleanRL's PPO agents, behind one [`ActorCritic`]:
+//!
+//! - [`Network::Mlp`] (`ppo.py`, `ppo_continuous_action.py`): separate actor and critic MLPs
+//!   with tanh activations;
+//! - [`Network::NatureCnn`] (`ppo_atari_envpool.py`): the Nature-DQN convolutional trunk shared
+//!   by a linear actor and a linear critic, reading `uint8` frames scaled by 1/255.
+//!
+//! Both are orthogonally initialised as CleanRL's `layer_init` does (gain √2 for hidden layers,
+//! 0.01 for the policy head, 1 for the value head, biases 0). Discrete actions: a categorical
+//! over logits. Continuous actions: a diagonal Gaussian whose log-std is a state-independent
+//! parameter, initialised to 0.
+
+mod cnn;
+mod mlp;
 
 use tch::nn::Init;
 use tch::{Device, Kind, Tensor};
 
 use crate::params::{FlatParams, ParamInit};
+pub use cnn::NatureCnn;
+pub use mlp::Mlp;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ActionKind {
@@ -26,31 +38,26 @@ impl ActionKind {
     }
 }
 
-/// Index of a layer's weight and bias in the flat parameters.
-#[derive(Clone, Copy, Debug)]
-struct Layer {
-    weight: usize,
-    bias: usize,
+/// The layers between the observations and the actor's and critic's outputs.
+#[derive(Debug)]
+pub enum Network {
+    Mlp(Mlp),
+    NatureCnn(NatureCnn),
 }
 
 #[derive(Debug)]
 pub struct ActorCritic {
     pub params: FlatParams,
-    actor: Vec<Layer>,
-    critic: Vec<Layer>,
-    /// The hidden layers of actor and critic side by side, `(weight, bias)` per layer: the
-    /// first `[2H, D]`/`[2H]` (one matmul over the shared input), the others `[2, H, H]`/
-    /// `[2, 1, H]` (one batched matmul). Views into the flat parameters, like the per-layer ones.
-    packed: Vec<(Tensor, Tensor)>,
-    /// The gradient that [`Self::backward`] writes: a buffer laid out like the flat parameters,
-    /// its per-parameter views, and per hidden layer the actor's and critic's `(weight, bias)`
-    /// side by side, `[2, out, in]`/`[2, 1, out]`.
+    pub network: Network,
+    /// The gradient that [`Self::backward`] writes, laid out like the flat parameters, and its
+    /// per-parameter views.
     grad: Tensor,
     grad_views: Vec<Tensor>,
-    grad_packed: Vec<(Tensor, Tensor)>,
     log_std: Option<usize>,
+    /// Numbers in one observation: the vector's length, or channels × height × width of a frame.
     pub obs_dim: i64,
     pub action: ActionKind,
+    /// The MLP's hidden widths; empty for the Nature CNN.
     pub hidden: Vec<i64>,
 }
 
@@ -63,11 +70,38 @@ pub struct Evaluation {
 }
 
 impl ActorCritic {
-    /// A freshly initialised agent; initial weights come from libtorch's generator (seed it with
-    /// `tch::manual_seed` first for reproducible runs).
+    /// A freshly initialised MLP agent for vector observations of `obs_dim` numbers; initial
+    /// weights come from libtorch's generator (seed it with `tch::manual_seed` first for
+    /// reproducible runs).
     pub fn new(obs_dim: i64, action: ActionKind, hidden: &[i64], device: Device) -> Self {
         let mut inits = Vec::new();
-        let (actor, critic) = actor_critic_layers(&mut inits, obs_dim, hidden, action.width());
+        let layers = mlp::actor_critic_layers(&mut inits, obs_dim, hidden, action.width());
+        Self::assemble(inits, action, device, obs_dim, hidden, |params, grad| {
+            Network::Mlp(Mlp::new(layers, obs_dim, hidden, params, grad))
+        })
+    }
+
+    /// A freshly initialised Nature-CNN agent (CleanRL's `ppo_atari_envpool.py`) for stacks of
+    /// `channels` 84×84 frames (4 in CleanRL).
+    pub fn nature_cnn(channels: i64, action: ActionKind, device: Device) -> Self {
+        let mut inits = Vec::new();
+        let cnn = NatureCnn::init(&mut inits, channels, action.width());
+        let obs_dim = channels * cnn::FRAME * cnn::FRAME;
+        Self::assemble(inits, action, device, obs_dim, &[], |_, _| {
+            Network::NatureCnn(cnn)
+        })
+    }
+
+    /// The flat parameters (`inits`, then the log-std of a Gaussian policy), the gradient
+    /// buffer, and the network built over them.
+    fn assemble(
+        mut inits: Vec<ParamInit>,
+        action: ActionKind,
+        device: Device,
+        obs_dim: i64,
+        hidden: &[i64],
+        network: impl FnOnce(&FlatParams, &Tensor) -> Network,
+    ) -> Self {
         let log_std = match action {
             ActionKind::Gaussian { dim } => {
                 inits.push(ParamInit {
@@ -80,31 +114,11 @@ impl ActorCritic {
         };
         let params = FlatParams::new(inits, device);
         let grad = Tensor::zeros([params.numel()], (Kind::Float, device));
-        let (mut packed, mut grad_packed) = (Vec::new(), Vec::new());
-        for (i, (a, c)) in actor.iter().zip(&critic).take(hidden.len()).enumerate() {
-            let (out, input) = (hidden[i], if i == 0 { obs_dim } else { hidden[i - 1] });
-            let span = |buffer: &Tensor, weight: &[i64], bias: &[i64]| {
-                (
-                    params.span_view_of(buffer, a.weight, c.weight, weight),
-                    params.span_view_of(buffer, a.bias, c.bias, bias),
-                )
-            };
-            let stacked = ([2, out, input], [2, 1, out]);
-            packed.push(if i == 0 {
-                span(params.flat(), &[2 * out, input], &[2 * out])
-            } else {
-                span(params.flat(), &stacked.0, &stacked.1)
-            });
-            grad_packed.push(span(&grad, &stacked.0, &stacked.1));
-        }
         Self {
+            network: network(&params, &grad),
             grad_views: params.views_of(&grad),
             grad,
-            grad_packed,
             params,
-            actor,
-            critic,
-            packed,
             log_std,
             obs_dim,
             action,
@@ -116,75 +130,49 @@ impl ActorCritic {
         self.params.device()
     }
 
-    fn forward(&self, layers: &[Layer], obs: &Tensor) -> Tensor {
-        let mut x = obs.shallow_clone();
-        for (i, layer) in layers.iter().enumerate() {
-            x = x.linear(
-                self.params.get(layer.weight),
-                Some(self.params.get(layer.bias)),
-            );
-            if i + 1 < layers.len() {
-                x = x.tanh();
-            }
-        }
-        x
-    }
-
     /// V(s), shape `[B]`.
     pub fn value(&self, obs: &Tensor) -> Tensor {
-        self.forward(&self.critic, obs).squeeze_dim(-1)
+        match &self.network {
+            Network::Mlp(mlp) => mlp.value(&self.params, obs),
+            Network::NatureCnn(cnn) => cnn.value(&self.params, obs),
+        }
     }
 
     /// The actor's output: logits (categorical) or the mean (Gaussian), shape `[B, width]`.
     pub fn actor_output(&self, obs: &Tensor) -> Tensor {
-        self.forward(&self.actor, obs)
-    }
-
-    /// The actor's output and V(s) in one pass: actor and critic share each hidden layer's
-    /// matmul and tanh (a third of the libtorch calls of two separate passes).
-    pub fn actor_output_and_value(&self, obs: &Tensor) -> (Tensor, Tensor) {
-        let pass = self.forward_pass(obs);
-        (pass.out, pass.value)
-    }
-
-    /// [`Self::actor_output_and_value`], keeping each hidden layer's output for
-    /// [`Self::backward`].
-    pub fn forward_pass(&self, obs: &Tensor) -> Forward {
-        let batch = obs.size()[0];
-        let mut hidden: Vec<Tensor> = Vec::with_capacity(self.packed.len());
-        for (weight, bias) in &self.packed {
-            let h = match hidden.last() {
-                // [B, 2H] -> [2, B, H]: actor rows first, critic rows second.
-                None => obs
-                    .linear(weight, Some(bias))
-                    .tanh()
-                    .view([batch, 2, self.hidden[0]])
-                    .transpose(0, 1),
-                Some(h) => bias.baddbmm(h, &weight.transpose(1, 2), 1.0, 1.0).tanh(),
-            };
-            hidden.push(h);
+        match &self.network {
+            Network::Mlp(mlp) => mlp.actor_output(&self.params, obs),
+            Network::NatureCnn(cnn) => cnn.actor_output(&self.params, obs),
         }
-        let (actor_in, critic_in) = head_inputs(obs, &hidden);
-        let last = self.hidden.len();
-        let head = |layer: &Layer, x: &Tensor| {
-            x.linear(
-                self.params.get(layer.weight),
-                Some(self.params.get(layer.bias)),
-            )
-        };
-        Forward {
-            out: head(&self.actor[last], &actor_in),
-            value: head(&self.critic[last], &critic_in).squeeze_dim(-1),
-            hidden,
+    }
+
+    /// The actor's output and V(s) in one pass (the MLP runs actor and critic side by side; the
+    /// CNN runs its shared trunk once).
+    pub fn actor_output_and_value(&self, obs: &Tensor) -> (Tensor, Tensor) {
+        match &self.network {
+            Network::Mlp(mlp) => {
+                let pass = mlp.forward_pass(&self.params, obs);
+                (pass.out, pass.value)
+            }
+            Network::NatureCnn(cnn) => cnn.actor_output_and_value(&self.params, obs),
+        }
+    }
+
+    /// [`Self::actor_output_and_value`], keeping what [`Self::backward`] needs: each MLP hidden
+    /// layer's output, or the CNN's autograd graph (recorded even under `tch::no_grad`).
+    pub fn forward_pass(&self, obs: &Tensor) -> Forward {
+        match &self.network {
+            Network::Mlp(mlp) => mlp.forward_pass(&self.params, obs),
+            Network::NatureCnn(cnn) => cnn.forward_pass(&self.params, obs),
         }
     }
 
     /// Writes into [`Self::grad`] the gradient of a loss with respect to the parameters, given
     /// the loss's gradient with respect to the actor's output of `pass` (`d_out`, `[B, width]`),
-    /// its value (`d_value`, `[B]`) and, for a Gaussian policy, the log-std (`[1, dim]`): the
-    /// chain rule back through the layers, written out. It is what autograd computes, without
-    /// recording a graph, and each weight's gradient is written in place by one matmul. Every
-    /// parameter's slot is written, so nothing of an earlier call is left.
+    /// its value (`d_value`, `[B]`) and, for a Gaussian policy, the log-std (`[1, dim]`). The
+    /// MLP writes the chain rule out (no graph, one matmul per weight); the CNN replays the
+    /// pass's autograd graph once. Every parameter's slot is written, so nothing of an earlier
+    /// call is left.
     pub fn backward(
         &self,
         obs: &Tensor,
@@ -194,43 +182,23 @@ impl ActorCritic {
         d_log_std: Option<&Tensor>,
     ) {
         tch::no_grad(|| {
-            let last = self.hidden.len();
-            let (actor, critic) = (self.actor[last], self.critic[last]);
-            let views = &self.grad_views;
-            let d_value = d_value.unsqueeze(-1);
-            let (actor_in, critic_in) = head_inputs(obs, &pass.hidden);
-            let _ = d_out.tr().mm_out(&views[actor.weight], &actor_in);
-            let _ = d_out.sum_intlist_out(&views[actor.bias], 0, false, Kind::Float);
-            let _ = d_value.tr().mm_out(&views[critic.weight], &critic_in);
-            let _ = d_value.sum_intlist_out(&views[critic.bias], 0, false, Kind::Float);
+            match &self.network {
+                Network::Mlp(mlp) => {
+                    mlp.backward(&self.params, &self.grad_views, obs, pass, d_out, d_value)
+                }
+                Network::NatureCnn(_) => {
+                    self.grad.shallow_clone().copy_(&cnn::autograd_backward(
+                        &self.params,
+                        pass,
+                        d_out,
+                        d_value,
+                    ));
+                }
+            }
             match (self.log_std, d_log_std) {
-                (Some(index), Some(d)) => views[index].shallow_clone().copy_(d),
+                (Some(index), Some(d)) => self.grad_views[index].shallow_clone().copy_(d),
                 (None, None) => {}
                 _ => panic!("a log-std gradient goes with a Gaussian policy, and only there"),
-            }
-            if pass.hidden.is_empty() {
-                return;
-            }
-            // The gradient at the last hidden layer's output, [2, B, H].
-            let mut d_h = Tensor::stack(
-                &[
-                    d_out.mm(self.params.get(actor.weight)),
-                    d_value.mm(self.params.get(critic.weight)),
-                ],
-                0,
-            );
-            for (l, h) in pass.hidden.iter().enumerate().rev() {
-                let d_z = Tensor::tanh_backward(&d_h, h);
-                let input = match l {
-                    0 => obs.unsqueeze(0).expand([2, -1, -1], false),
-                    _ => pass.hidden[l - 1].shallow_clone(),
-                };
-                let (d_weight, d_bias) = &self.grad_packed[l];
-                let _ = d_z.transpose(1, 2).bmm_out(d_weight, &input);
-                let _ = d_z.sum_intlist_out(d_bias, 1, true, Kind::Float);
-                if l > 0 {
-                    d_h = d_z.bmm(&self.packed[l].0);
-                }
             }
         })
     }
@@ -269,7 +237,8 @@ impl ActorCritic {
 /// A forward pass of [`ActorCritic::forward_pass`], kept for [`ActorCritic::backward`].
 #[derive(Debug)]
 pub struct Forward {
-    /// Each hidden layer's output, `[2, B, H]`: the actor's rows, then the critic's.
+    /// Each MLP hidden layer's output, `[2, B, H]`: the actor's rows, then the critic's (empty
+    /// for the CNN, whose `out` and `value` carry their autograd graph instead).
     hidden: Vec<Tensor>,
     /// The actor's output, `[B, width]`: logits, or the Gaussian's mean.
     pub out: Tensor,
@@ -277,13 +246,24 @@ pub struct Forward {
     pub value: Tensor,
 }
 
-/// What the actor's and the critic's output layers read: the last hidden layer's actor and
-/// critic rows, or the observations of a network without hidden layers.
-fn head_inputs(obs: &Tensor, hidden: &[Tensor]) -> (Tensor, Tensor) {
-    match hidden.last() {
-        Some(h) => (h.select(0, 0), h.select(0, 1)),
-        None => (obs.shallow_clone(), obs.shallow_clone()),
-    }
+/// Index of a layer's weight and bias in the flat parameters.
+#[derive(Clone, Copy, Debug)]
+struct Layer {
+    weight: usize,
+    bias: usize,
+}
+
+/// CleanRL's `layer_init` weight (`torch.nn.init.orthogonal_(layer.weight, std)`): an
+/// orthogonal `[shape[0], rest]` matrix times `gain`, shaped `shape` (torch flattens a conv
+/// kernel's trailing dimensions the same way; tch's `Init::Orthogonal` returns the flat matrix).
+fn orthogonal(gain: f64, shape: &[i64]) -> Tensor {
+    let rest: i64 = shape[1..].iter().product();
+    tch::nn::init(Init::Orthogonal { gain }, &[shape[0], rest], Device::Cpu).view(shape)
+}
+
+/// CleanRL's `layer_init` bias (`bias_const = 0`).
+fn zero_bias(out: i64) -> Tensor {
+    Tensor::zeros([out], (Kind::Float, Device::Cpu))
 }
 
 /// Log-probabilities of the taken actions and the entropies of categoricals given by `logits`.
@@ -333,71 +313,12 @@ pub fn gaussian_log_prob_entropy(
     (log_prob, entropy)
 }
 
-/// Appends CleanRL's actor and critic MLPs `input → hidden… → output` (`layer_init`: gain √2
-/// for hidden layers, 0.01 for the policy head, 1 for the value head, zero biases) and returns
-/// their layers. Each hidden layer's actor and critic tensors are adjacent (actor weight, critic
-/// weight, actor bias, critic bias), so the packed views of `ActorCritic` can span both.
-fn actor_critic_layers(
-    inits: &mut Vec<ParamInit>,
-    input: i64,
-    hidden: &[i64],
-    actions: i64,
-) -> (Vec<Layer>, Vec<Layer>) {
-    let widths: Vec<i64> = std::iter::once(input)
-        .chain(hidden.iter().copied())
-        .collect();
-    let mut push = |name: String, value: Tensor| {
-        inits.push(ParamInit { name, value });
-        inits.len() - 1
-    };
-    let weight = |gain: f64, out: i64, input: i64| {
-        tch::nn::init(Init::Orthogonal { gain }, &[out, input], Device::Cpu)
-    };
-    let bias = |out: i64| Tensor::zeros([out], (Kind::Float, Device::Cpu));
-    let (mut actor, mut critic) = (Vec::new(), Vec::new());
-    for (i, pair) in widths.windows(2).enumerate() {
-        let (input, out) = (pair[0], pair[1]);
-        let gain = std::f64::consts::SQRT_2;
-        let (aw, cw) = (
-            push(format!("actor.{i}.weight"), weight(gain, out, input)),
-            push(format!("critic.{i}.weight"), weight(gain, out, input)),
-        );
-        let (ab, cb) = (
-            push(format!("actor.{i}.bias"), bias(out)),
-            push(format!("critic.{i}.bias"), bias(out)),
-        );
-        actor.push(Layer {
-            weight: aw,
-            bias: ab,
-        });
-        critic.push(Layer {
-            weight: cw,
-            bias: cb,
-        });
-    }
-    let last = hidden.len();
-    let width = *widths.last().expect("the input width is there");
-    let weight_index = push(format!("actor.{last}.weight"), weight(0.01, actions, width));
-    let bias_index = push(format!("actor.{last}.bias"), bias(actions));
-    actor.push(Layer {
-        weight: weight_index,
-        bias: bias_index,
-    });
-    let weight_index = push(format!("critic.{last}.weight"), weight(1.0, 1, width));
-    let bias_index = push(format!("critic.{last}.bias"), bias(1));
-    critic.push(Layer {
-        weight: weight_index,
-        bias: bias_index,
-    });
-    (actor, critic)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// W·Wᵀ (rows ≤ cols) or Wᵀ·W (rows > cols) of an orthogonal matrix with gain g is g²·I.
-    fn assert_orthogonal(w: &Tensor, gain: f64) {
+    pub(super) fn assert_orthogonal(w: &Tensor, gain: f64) {
         let (rows, cols) = (w.size()[0], w.size()[1]);
         let gram = if rows <= cols {
             w.matmul(&w.tr())
