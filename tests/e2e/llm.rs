@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{hone, stderr, stdout};
+use crate::{hone, sort_task, stderr, stdout};
 
 fn work_dir(test: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("hone-e2e-llm-{}-{test}", std::process::id()));
@@ -247,17 +247,7 @@ fn cuda_without_a_cuda_device_is_one_line() {
     let dir = work_dir("cuda");
     let model = init(&dir, &[]);
     let model = model.to_str().unwrap();
-    let data = dir.join("sort.jsonl");
-    let out = hone(&[
-        "rlhf",
-        "task",
-        "sort",
-        "--out",
-        data.to_str().unwrap(),
-        "--count",
-        "3",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let data = sort_task(&dir.join("sort.jsonl"), 3);
     let data = data.to_str().unwrap();
     let policy = format!("policy={model}");
     let data_set = format!("data={data}");
@@ -407,17 +397,7 @@ fn error_messages_name_each_part_once() {
 fn a_step_too_large_for_memory_is_refused_before_any_work() {
     let dir = work_dir("memory");
     let model = init(&dir, &[]);
-    let data = dir.join("sort.jsonl");
-    let out = hone(&[
-        "rlhf",
-        "task",
-        "sort",
-        "--out",
-        data.to_str().unwrap(),
-        "--count",
-        "3",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let data = sort_task(&dir.join("sort.jsonl"), 3);
     let runs = dir.join("runs");
     let policy = format!("policy={}", model.display());
     let data = format!("data={}", data.display());

@@ -21,6 +21,22 @@ pub fn hone(args: &[&str]) -> Output {
         .expect("failed to start the hone binary")
 }
 
+/// `hone rlhf task sort --count <count>` written to `path`, which it returns.
+pub fn sort_task(path: &std::path::Path, count: usize) -> std::path::PathBuf {
+    let count = count.to_string();
+    let out = hone(&[
+        "rlhf",
+        "task",
+        "sort",
+        "--out",
+        path.to_str().unwrap(),
+        "--count",
+        &count,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    path.to_owned()
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }

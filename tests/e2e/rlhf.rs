@@ -1,7 +1,7 @@
 //! `hone rlhf` and `hone sharpen` from the command line: task files, run-file errors before any
 //! work, and best-of-N output on a tiny random model.
 
-use crate::{hone, stderr, stdout};
+use crate::{hone, sort_task, stderr, stdout};
 
 fn work_dir(test: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("hone-e2e-rlhf-{}-{test}", std::process::id()));
@@ -89,17 +89,7 @@ fn best_of_n_prints_accuracy_against_n() {
         model.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let data = dir.join("sort.jsonl");
-    let out = hone(&[
-        "rlhf",
-        "task",
-        "sort",
-        "--out",
-        data.to_str().unwrap(),
-        "--count",
-        "4",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let data = sort_task(&dir.join("sort.jsonl"), 4);
     let winners = dir.join("winners.jsonl");
     let out = hone(&[
         "sharpen",
