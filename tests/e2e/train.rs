@@ -420,39 +420,55 @@ fn fast_cartpole_config_solves_cartpole() {
 
 /// kill -9 at pseudo-random moments of a run that checkpoints after every update (most of its
 /// time is spent writing checkpoints), 20 times: afterwards the latest and the best checkpoint
-/// load (`hone eval`) and `--resume` finishes the run.
+/// load (`hone eval`) and `--resume` finishes the run; a run killed before it wrote its config
+/// is started again under its name.
 #[test]
 fn a_run_killed_at_any_moment_keeps_a_loadable_checkpoint_and_resumes() {
     let dir = runs_dir("kill9");
     let dir_s = dir.to_str().unwrap();
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let (mut killed_with_checkpoints, mut killed_mid_write) = (0, 0);
+    let (mut killed_with_checkpoints, mut killed_mid_write, mut killed_before_config) = (0, 0, 0);
     for trial in 0..20 {
         let name = format!("k{trial}");
         let run = dir.join(&name);
+        let run_args = [
+            "train",
+            "--env",
+            "CartPole-v1",
+            "--no-tui",
+            "--runs-dir",
+            dir_s,
+            "--name",
+            &name,
+            "--eval-episodes",
+            "0",
+            "--set",
+            "num_envs=4",
+            "--set",
+            "num_steps=16",
+            "--set",
+            "checkpoint_every=1",
+            "--set",
+            "keep_checkpoints=2",
+            "--set",
+            "torch_threads=1",
+            "--set",
+            "env_threads=1",
+        ];
         let mut child = Command::new(env!("CARGO_BIN_EXE_hone"))
-            .args([
-                "train",
-                "--env",
-                "CartPole-v1",
-                "--no-tui",
-                "--runs-dir",
-                dir_s,
-            ])
-            .args(["--name", &name, "--eval-episodes", "0"])
-            .args(["--set", "num_envs=4", "--set", "num_steps=16"])
-            .args(["--set", "checkpoint_every=1", "--set", "keep_checkpoints=2"])
-            .args(["--set", "torch_threads=1", "--set", "env_threads=1"])
+            .args(run_args)
             .args(["--total-steps", "100000000"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // 0.3 to 1.0 s: the binary starts in about 0.35 s, then checkpoints every few ms.
+        // 0.3 to 1.0 s: the binary starts in about 0.35 s, then checkpoints every few ms; the
+        // first four trials 5 to 155 ms, around the start (no folder yet, no config yet).
         state = state
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1);
-        std::thread::sleep(Duration::from_millis(300 + (state >> 33) % 700));
+        let (from, span) = if trial < 4 { (5, 150) } else { (300, 700) };
+        std::thread::sleep(Duration::from_millis(from + (state >> 33) % span));
         child.kill().unwrap();
         child.wait().unwrap();
 
@@ -483,7 +499,9 @@ fn a_run_killed_at_any_moment_keeps_a_loadable_checkpoint_and_resumes() {
         if latest.is_some() {
             killed_with_checkpoints += 1;
             let run_s = run.to_str().unwrap();
-            for which in ["latest", "best"] {
+            // `best` exists once a checkpoint had a score (finished episodes).
+            let best = run.join("checkpoints/best").exists();
+            for which in ["latest", "best"].into_iter().take(1 + usize::from(best)) {
                 let eval = hone(&["eval", run_s, "--episodes", "1", "--checkpoint", which]);
                 assert!(
                     eval.status.success(),
@@ -494,6 +512,21 @@ fn a_run_killed_at_any_moment_keeps_a_loadable_checkpoint_and_resumes() {
         }
         // One more update than the checkpoint holds (a run killed before its first starts over).
         let total = (latest.unwrap_or(0) + 64).to_string();
+        if !run.join("config.toml").exists() {
+            // Killed before the run wrote its config: nothing to resume, the name is free again.
+            if run.exists() {
+                let resumed = hone(&["train", "--resume", run.to_str().unwrap()]);
+                assert!(
+                    stderr(&resumed).contains("start it again with the same --name"),
+                    "trial {trial}: {}",
+                    stderr(&resumed)
+                );
+            }
+            let again = hone(&[&run_args[..], &["--total-steps", &total]].concat());
+            assert!(again.status.success(), "trial {trial}: {}", stderr(&again));
+            killed_before_config += 1;
+            continue;
+        }
         let resumed = hone(&[
             "train",
             "--resume",
@@ -521,7 +554,8 @@ fn a_run_killed_at_any_moment_keeps_a_loadable_checkpoint_and_resumes() {
     }
     println!(
         "20 runs killed: {killed_with_checkpoints} after their first checkpoint, \
-         {killed_mid_write} in the middle of writing one"
+         {killed_mid_write} in the middle of writing one, {killed_before_config} before their \
+         config"
     );
     assert!(
         killed_with_checkpoints >= 10,

@@ -30,6 +30,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// What every temporary file or folder hone writes has in its name, before the writer's pid.
 const TMP_MARK: &str = ".tmp-";
 const LOCK_FILE: &str = "hone.lock";
+const LOG_FILE: &str = "hone.log";
 
 #[derive(Clone, Debug)]
 pub struct RunDir {
@@ -43,6 +44,7 @@ impl RunDir {
     /// (nothing saved is overwritten: resume it, or pick another name).
     pub fn create(root: &Path) -> Result<Self> {
         if root.exists()
+            && !is_unstarted(root)
             && fs::read_dir(root)
                 .map(|mut d| d.next().is_some())
                 .unwrap_or(true)
@@ -95,6 +97,14 @@ impl RunDir {
     /// naming the holder's pid while another process writes it), then removes the temporary
     /// files and folders a killed writer left behind.
     pub fn open_to_continue(root: &Path) -> Result<Self> {
+        if is_unstarted(root) {
+            return Err(Error::RunDir {
+                path: root.to_owned(),
+                message: "was stopped before it wrote its config.toml, so there is nothing to \
+                          resume; start it again with the same --name"
+                    .into(),
+            });
+        }
         let mut dir = Self::open(root)?;
         dir.lock = Some(Arc::new(lock(root)?));
         for folder in [dir.root.clone(), dir.checkpoints_dir()] {
@@ -122,7 +132,7 @@ impl RunDir {
     }
 
     pub fn log_path(&self) -> PathBuf {
-        self.root.join("hone.log")
+        self.root.join(LOG_FILE)
     }
 
     pub fn checkpoints_dir(&self) -> PathBuf {
@@ -231,6 +241,29 @@ fn lock(root: &Path) -> Result<File> {
         }
         Err(TryLockError::Error(source)) => Err(io(source)),
     }
+}
+
+/// Whether `root` is a folder that holds at most what a run has before it writes its config
+/// (the lock file and an empty `checkpoints/` of [`RunDir::create`], the `hone.log` the CLI
+/// opens next): a run killed before it began, whose name a new run may take (once its lock is
+/// free).
+fn is_unstarted(root: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(root) else {
+        return false;
+    };
+    for entry in entries {
+        let Ok(entry) = entry else { return false };
+        let path = entry.path();
+        let ours = match entry.file_name().to_str() {
+            Some(LOCK_FILE | LOG_FILE) => path.is_file(),
+            Some("checkpoints") => fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none()),
+            _ => false,
+        };
+        if !ours {
+            return false;
+        }
+    }
+    true
 }
 
 /// Removes what a killed writer left in `folder`: hone's temporary files and folders
@@ -467,6 +500,31 @@ mod tests {
                 .to_string()
                 .contains("no config.toml")
         );
+    }
+
+    /// A run killed after `create` but before its config.toml (found by the kill -9 test):
+    /// `--resume` says to start it again, and a new run takes its name; a folder that holds
+    /// anything more is never taken.
+    #[test]
+    fn a_run_killed_before_its_config_can_be_started_again_by_name() {
+        let root = temp_dir("unstarted");
+        let first = RunDir::create(&root).unwrap();
+        let err = RunDir::create(&root).unwrap_err().to_string();
+        assert!(err.contains("is being written by process"), "{err}");
+        fs::write(root.join("hone.log"), "started\n").unwrap();
+        drop(first);
+        let err = RunDir::open_to_continue(&root).unwrap_err().to_string();
+        assert!(err.contains("start it again with the same --name"), "{err}");
+        let again = RunDir::create(&root).unwrap();
+        fs::write(again.config_path(), "x = 1").unwrap();
+        drop(again);
+        assert!(RunDir::open_to_continue(&root).is_ok());
+
+        let other = temp_dir("unstarted-with-a-file");
+        drop(RunDir::create(&other).unwrap());
+        fs::write(other.join("notes.txt"), "mine").unwrap();
+        let err = RunDir::create(&other).unwrap_err().to_string();
+        assert!(err.contains("already exists"), "{err}");
     }
 
     #[test]
