@@ -67,11 +67,12 @@ impl<'a, const N: usize> From<&'a [f32; N]> for Actions<'a> {
 
 /// One batch of transitions, borrowed from the pool's preallocated buffers (valid until the next
 /// call on the pool). Row `i` belongs to env `env_id[i]`; in sync mode rows are in env order.
+/// `O` is the observation element (`f32`, or `u8` for Atari).
 #[derive(Clone, Copy, Debug)]
-pub struct Batch<'a> {
+pub struct Batch<'a, O = f32> {
     /// `[len(), obs_len]`, row-major.
-    pub observations: &'a [f32],
-    /// f32s per observation row (`observation_space().flat_len()`).
+    pub observations: &'a [O],
+    /// Elements per observation row (`observation_space().flat_len()`).
     pub obs_len: usize,
     pub reward: &'a [f32],
     pub terminated: &'a [bool],
@@ -82,11 +83,15 @@ pub struct Batch<'a> {
     /// Steps taken in the episode whose observation is in the row: 0 on a reset row (and, in
     /// same-step autoreset, on the row of a finished episode, whose observation is the new one).
     pub elapsed_step: &'a [u32],
+    /// `info["lives"]` per row, for envs that report it (`Env::has_info`, Atari); else empty.
+    pub lives: &'a [i32],
+    /// `info["reward"]`, the unclipped reward, per row, as `lives`; else empty.
+    pub raw_reward: &'a [f32],
     /// The episodes that finished in this batch, in row order.
-    pub episodes: Episodes<'a>,
+    pub episodes: Episodes<'a, O>,
 }
 
-impl<'a> Batch<'a> {
+impl<'a, O> Batch<'a, O> {
     /// Number of rows.
     pub fn len(&self) -> usize {
         self.reward.len()
@@ -97,14 +102,14 @@ impl<'a> Batch<'a> {
     }
 
     /// The observation of row `row`.
-    pub fn observation(&self, row: usize) -> &'a [f32] {
+    pub fn observation(&self, row: usize) -> &'a [O] {
         &self.observations[row * self.obs_len..(row + 1) * self.obs_len]
     }
 }
 
 /// Statistics of the episodes that finished in a batch, one entry per finished episode.
 #[derive(Clone, Copy, Debug)]
-pub struct Episodes<'a> {
+pub struct Episodes<'a, O = f32> {
     pub env_id: &'a [u32],
     /// Undiscounted sum of the episode's rewards, accumulated in f64.
     pub episode_return: &'a [f64],
@@ -113,10 +118,10 @@ pub struct Episodes<'a> {
     /// Same-step autoreset only: `[len(), obs_len]`, the last observation of each finished
     /// episode (the batch row already holds the next episode's first one). Empty in next-step mode,
     /// where the batch row itself is that last observation.
-    pub final_observation: &'a [f32],
+    pub final_observation: &'a [O],
 }
 
-impl<'a> Episodes<'a> {
+impl<O> Episodes<'_, O> {
     pub fn len(&self) -> usize {
         self.env_id.len()
     }

@@ -5,7 +5,7 @@ use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum Error {
-    #[error("unknown task id `{id}`; known ids: {}", known.join(", "))]
+    #[error("unknown task id `{id}`; {}", name_known("ids", id, known))]
     UnknownTask { id: String, known: Vec<String> },
     #[error("task id `{0}` is already registered")]
     DuplicateTask(String),
@@ -88,3 +88,48 @@ fn others_note(others: usize) -> String {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// "known ids: a, b, c"; with many names (Atari's), the closest to `name` first.
+fn name_known(what: &str, name: &str, known: &[String]) -> String {
+    let all = format!("known {what}: {}", known.join(", "));
+    if known.len() <= 40 {
+        return all;
+    }
+    let near = closest(name, known.iter().map(String::as_str), 5);
+    format!("closest {what}: {}; {all}", near.join(", "))
+}
+
+/// The `n` candidates closest to `name` by edit distance (case-insensitive), closest first.
+pub(crate) fn closest<'a>(
+    name: &str,
+    candidates: impl Iterator<Item = &'a str>,
+    n: usize,
+) -> Vec<String> {
+    let name = name.to_ascii_lowercase();
+    let mut scored: Vec<(usize, &str)> = candidates
+        .map(|c| (edit_distance(&name, &c.to_ascii_lowercase()), c))
+        .collect();
+    scored.sort();
+    scored
+        .into_iter()
+        .take(n)
+        .map(|(_, c)| c.to_owned())
+        .collect()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let next = (diagonal + usize::from(ca != cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}

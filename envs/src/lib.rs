@@ -18,8 +18,8 @@ pub mod space;
 
 pub use batch::{Actions, Batch, Episodes};
 pub use classic::{Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum};
-pub use env::{Action, Env, StepOutcome};
+pub use env::{Action, Env, Obs, StepInfo, StepOutcome};
 pub use error::{Error, Result};
-pub use pool::{AutoReset, EnvPool, EnvSnapshot, PoolConfig, PoolSnapshot};
+pub use pool::{AutoReset, EnvOption, EnvPool, EnvSnapshot, PoolConfig, PoolSnapshot};
 pub use registry::{Registry, make, register};
-pub use space::Space;
+pub use space::{Dtype, Space};

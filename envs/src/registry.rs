@@ -24,20 +24,48 @@
 //! # Ok::<(), hone_envs::Error>(())
 //! ```
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use crate::classic::{Acrobot, CartPole, MountainCar, MountainCarContinuous, Pendulum};
-use crate::env::Env;
+use crate::env::{Env, Obs};
 use crate::error::{Error, Result};
 use crate::pool::{EnvPool, PoolConfig};
 
-pub(crate) type PoolBuilder = dyn Fn(PoolConfig, u32) -> Result<EnvPool> + Send + Sync;
+pub(crate) type PoolBuilder<O = f32> = dyn Fn(PoolConfig, u32) -> Result<EnvPool<O>> + Send + Sync;
 
 #[derive(Clone)]
 struct Task {
     max_episode_steps: u32,
-    build: Arc<PoolBuilder>,
+    /// An `Arc<PoolBuilder<O>>` for the task's observation type `O`.
+    build: Arc<dyn Any + Send + Sync>,
+    /// `O::DTYPE`.
+    dtype: &'static str,
+    /// Whether the builder reads `PoolConfig::options` (else a config with any is an error).
+    takes_options: bool,
+}
+
+impl Task {
+    /// A pool of this task with `O` observations; `id` names it in errors.
+    fn build<O: Obs>(&self, id: &str, config: PoolConfig) -> Result<EnvPool<O>> {
+        let Some(build) = self.build.downcast_ref::<Arc<PoolBuilder<O>>>() else {
+            return Err(Error::InvalidConfig(format!(
+                "task `{id}` has {} observations, not {}: make it with EnvPool::<{}>::make",
+                self.dtype,
+                O::DTYPE,
+                if self.dtype == "uint8" { "u8" } else { "f32" }
+            )));
+        };
+        if !self.takes_options && !config.options.is_empty() {
+            let names: Vec<&str> = config.options.keys().map(String::as_str).collect();
+            return Err(Error::InvalidConfig(format!(
+                "task `{id}` takes no options; got {}",
+                names.join(", ")
+            )));
+        }
+        build(config, self.max_episode_steps)
+    }
 }
 
 /// A set of tasks. Most code uses the process-wide one through `make` and `register`.
@@ -114,6 +142,11 @@ impl Registry {
             let registered = crate::mujoco::register_tasks(&mut registry);
             debug_assert!(registered.is_ok(), "{registered:?}");
         }
+        #[cfg(feature = "atari")]
+        {
+            let registered = crate::atari::register_tasks(&mut registry);
+            debug_assert!(registered.is_ok(), "{registered:?}");
+        }
         registry
     }
 
@@ -124,22 +157,41 @@ impl Registry {
         E: Env + 'static,
         F: Fn() -> E + Send + Sync + 'static,
     {
-        self.register_builder(
-            id,
-            max_episode_steps,
+        let build: Arc<PoolBuilder> =
             Arc::new(move |config: PoolConfig, max_episode_steps: u32| {
                 EnvPool::from_factory(config, max_episode_steps, &factory)
-            }),
-        )
+            });
+        self.register_builder(id, max_episode_steps, build)
     }
 
     /// Registers `id` with a pool builder that may fail, for envs that need something loaded
     /// first (a MuJoCo model): `build(config, max_episode_steps)` makes the pool.
-    pub(crate) fn register_builder(
+    pub(crate) fn register_builder<O: Obs>(
         &mut self,
         id: &str,
         max_episode_steps: u32,
-        build: Arc<PoolBuilder>,
+        build: Arc<PoolBuilder<O>>,
+    ) -> Result<()> {
+        self.register_task(id, max_episode_steps, build, false)
+    }
+
+    /// `register_builder` for a builder that reads `PoolConfig::options`.
+    #[cfg_attr(not(feature = "atari"), allow(dead_code))]
+    pub(crate) fn register_builder_with_options<O: Obs>(
+        &mut self,
+        id: &str,
+        max_episode_steps: u32,
+        build: Arc<PoolBuilder<O>>,
+    ) -> Result<()> {
+        self.register_task(id, max_episode_steps, build, true)
+    }
+
+    fn register_task<O: Obs>(
+        &mut self,
+        id: &str,
+        max_episode_steps: u32,
+        build: Arc<PoolBuilder<O>>,
+        takes_options: bool,
     ) -> Result<()> {
         if self.tasks.contains_key(id) {
             return Err(Error::DuplicateTask(id.to_owned()));
@@ -153,7 +205,9 @@ impl Registry {
             id.to_owned(),
             Task {
                 max_episode_steps,
-                build,
+                build: Arc::new(build),
+                dtype: O::DTYPE,
+                takes_options,
             },
         );
         Ok(())
@@ -161,8 +215,18 @@ impl Registry {
 
     /// A pool of task `config.task_id`.
     pub fn make(&self, config: PoolConfig) -> Result<EnvPool> {
-        let task = self.task(&config.task_id)?;
-        (task.build)(config, task.max_episode_steps)
+        self.make_typed(config)
+    }
+
+    /// A pool of task `config.task_id` with `O` observations (`u8` for Atari).
+    pub fn make_typed<O: Obs>(&self, config: PoolConfig) -> Result<EnvPool<O>> {
+        let id = config.task_id.clone();
+        self.task(&id)?.build(&id, config)
+    }
+
+    /// The numpy dtype of task `id`'s observations (`float32`, `uint8`).
+    pub fn observation_dtype(&self, id: &str) -> Result<&'static str> {
+        Ok(self.task(id)?.dtype)
     }
 
     /// The registered ids, sorted.
@@ -230,15 +294,24 @@ pub fn task_ids() -> Vec<String> {
         .ids()
 }
 
+/// The numpy dtype of the observations of task `id` in the process-wide registry.
+pub fn observation_dtype(id: &str) -> Result<&'static str> {
+    global()
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .observation_dtype(id)
+}
+
 /// `EnvPool::new`: a pool of `config.task_id` from the process-wide registry.
-pub(crate) fn make_pool(config: PoolConfig) -> Result<EnvPool> {
+pub(crate) fn make_pool<O: Obs>(config: PoolConfig) -> Result<EnvPool<O>> {
     // Build outside the lock: building spawns threads and runs user factories.
+    let id = config.task_id.clone();
     let task = global()
         .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .task(&config.task_id)?
+        .task(&id)?
         .clone();
-    (task.build)(config, task.max_episode_steps)
+    task.build(&id, config)
 }
 
 // With the feature the ids are registered (mujoco::tests checks the list against them).

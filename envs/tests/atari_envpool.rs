@@ -1,10 +1,11 @@
 //! `AtariEnv` against envpool 1.2.7 (feature `atari`): the trajectories that
 //! `scripts/record_envpool_atari.py` recorded (envs/tests/data/envpool_atari_<rom>.jsonl) replay
 //! with the same observations (sha256 of the uint8 stack), rewards, lives and flags at every step,
-//! across life loss, fire reset, autoreset, truncation, noop starts and sticky actions.
+//! across life loss, fire reset, autoreset, truncation, noop starts and sticky actions; directly
+//! and through the pool.
 
-use hone_envs::Error;
 use hone_envs::atari::{AtariEnv, AtariOptions};
+use hone_envs::{EnvPool, Error, PoolConfig};
 
 /// One recorded run: its name, game, options and steps (the reset first, action -1).
 struct Run {
@@ -151,6 +152,65 @@ fn replay(rom: &str) -> Vec<String> {
         }
     }
     failures
+}
+
+/// [`replay`] through a one-env `EnvPool<u8>` of the run's `-v5` id, its options passed by name:
+/// the pool's own autoreset (`NextStep`) plays envpool's. The batch has no `game_over` or per-game
+/// `elapsed_step`, so those are taken as recorded.
+fn replay_pool(rom: &str) -> Vec<String> {
+    let mut failures = Vec::new();
+    for run in runs(rom) {
+        let o = &run.options;
+        let config = PoolConfig::new(format!("{}-v5", run.game), 1)
+            .num_threads(1)
+            .seed(o.seed as u64)
+            .max_episode_steps(o.max_episode_steps as u32)
+            .option("noop_max", o.noop_max)
+            .option("frame_skip", o.frame_skip)
+            .option("stack_num", o.stack_num)
+            .option("img_height", o.img_height)
+            .option("img_width", o.img_width)
+            .option("repeat_action_probability", o.repeat_action_probability)
+            .option("episodic_life", o.episodic_life)
+            .option("reward_clip", o.reward_clip);
+        let mut pool = EnvPool::<u8>::make(config).unwrap();
+        for (i, expected) in run.steps.iter().enumerate() {
+            let batch = if expected.action < 0 {
+                pool.reset().unwrap()
+            } else {
+                pool.step(&[expected.action]).unwrap()
+            };
+            let got = Record {
+                action: expected.action,
+                obs: sha256_hex16(batch.observations),
+                reward: batch.reward[0],
+                info_reward: batch.raw_reward[0],
+                terminated: batch.terminated[0],
+                truncated: batch.truncated[0],
+                lives: batch.lives[0],
+                game_over: expected.game_over,
+                elapsed_step: expected.elapsed_step,
+            };
+            if &got != expected {
+                failures.push(format!(
+                    "{} (pool): step {i} of {}\n  envpool {expected:?}\n  hone    {got:?}",
+                    run.name,
+                    run.steps.len()
+                ));
+                break;
+            }
+        }
+    }
+    failures
+}
+
+#[test]
+fn every_recording_replays_through_the_pool() {
+    let failures: Vec<String> = ["pong", "breakout", "space_invaders", "seaquest"]
+        .into_iter()
+        .flat_map(replay_pool)
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 fn assert_replays(rom: &str) {
@@ -376,9 +436,22 @@ fn envs_of_a_pool_draw_their_noops_from_seed_plus_env_id() {
 
 #[test]
 fn saved_states_resume_bit_exactly() {
-    // Sticky actions (ALE's RNG), noop starts (the no-op generator) and soft resets.
-    let options = AtariOptions {
+    // Noop starts (the no-op generator) and soft resets. Sticky actions are refused: ALE's state
+    // omits the action they repeat.
+    let sticky = AtariOptions {
         repeat_action_probability: 0.25,
+        ..AtariOptions::default()
+    };
+    let err = AtariEnv::new("Breakout", &sticky, 0)
+        .unwrap()
+        .save_state()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("repeat_action_probability = 0.25"),
+        "{err}"
+    );
+    let options = AtariOptions {
+        noop_max: 30,
         episodic_life: true,
         ..AtariOptions::default()
     };

@@ -64,6 +64,7 @@ fn load(env_id: &str) -> Recording {
         low: r.f32s(obs_len),
         high: r.f32s(obs_len),
         shape: vec![obs_len],
+        dtype: hone_envs::space::Dtype::Float32,
     };
     let (action_space, action_len) = match r.u8() {
         0 => (Space::Discrete { n: r.i64() }, 1),
@@ -74,6 +75,7 @@ fn load(env_id: &str) -> Recording {
                     low: r.f32s(len),
                     high: r.f32s(len),
                     shape: vec![len],
+                    dtype: hone_envs::space::Dtype::Float32,
                 },
                 len,
             )

@@ -255,6 +255,7 @@ fn replay<T: Task>(can_terminate: bool) {
             low: recording.action_low.clone(),
             high: recording.action_high.clone(),
             shape: vec![nu],
+            dtype: hone_envs::space::Dtype::Float32,
         },
         "{}: action space",
         spec.id

@@ -4,6 +4,8 @@
 mod atari;
 #[cfg(feature = "atari")]
 mod atari_envpool;
+#[cfg(feature = "atari")]
+mod atari_pool;
 mod conformance;
 mod image;
 mod limits;

@@ -249,7 +249,9 @@ pub fn describe_space(space: &Space) -> String {
     match space {
         Space::Discrete { n } => format!("Discrete({n})"),
         Space::MultiDiscrete { nvec } => format!("MultiDiscrete({nvec:?})"),
-        Space::Box { low, high, shape } => {
+        Space::Box {
+            low, high, shape, ..
+        } => {
             let uniform =
                 |values: &[f32]| values.iter().all(|v| v.to_bits() == values[0].to_bits());
             if !low.is_empty() && uniform(low) && uniform(high) {

@@ -293,6 +293,7 @@ impl NativePool {
             } else {
                 AutoReset::NextStep
             },
+            ..PoolConfig::default()
         };
         let built = config.clone();
         let pool = py
@@ -525,7 +526,9 @@ fn describe_for_python<'py>(py: Python<'py>, space: &Space) -> PyResult<Bound<'p
     match space {
         Space::Discrete { n } => ("discrete", *n).into_pyobject(py),
         Space::MultiDiscrete { nvec } => ("multi_discrete", nvec.clone()).into_pyobject(py),
-        Space::Box { low, high, shape } => {
+        Space::Box {
+            low, high, shape, ..
+        } => {
             let bounds = |values: &[f32]| -> PyResult<Bound<'py, PyArray<f32, IxDyn>>> {
                 let array = PyArray::<f32, IxDyn>::zeros(py, shape.clone(), false);
                 // SAFETY: the array is new, so nothing else refers to its contiguous data.

@@ -1,11 +1,14 @@
 //! [`AtariEnv`]: one Atari game with envpool 1.2.7's preprocessing and semantics, a line-by-line
 //! port of `AtariEnv` in envpool's `envpool/atari/atari_env.h` (cited as `h:LINE`, at
-//! sail-sg/envpool 9cbcd267, whose Atari code is 1.2.7's). The pool does not run it yet.
+//! sail-sg/envpool 9cbcd267, whose Atari code is 1.2.7's). Pools run it as an `Env<u8>`.
 
 use super::mt19937::{Mt19937, uniform_int};
 use super::{Ale, AleOptions, FIRE, NOOP, rom_path};
+use crate::env::{Action, Env, StepInfo, StepOutcome};
 use crate::error::{Error, Result};
 use crate::image::AreaResize;
+use crate::rng::Pcg64;
+use crate::space::Space;
 
 /// ALE's screen, 210×160 for every game (h:96-98).
 const RAW_HEIGHT: usize = 210;
@@ -167,6 +170,8 @@ pub struct AtariEnv {
     elapsed_step: i32,
     lives: i32,
     done: bool,
+    /// The latest reset's or step's info, for the pool (`Env::info`).
+    info: StepInfo,
 }
 
 impl AtariEnv {
@@ -202,6 +207,7 @@ impl AtariEnv {
             elapsed_step: options.max_episode_steps + 1,
             lives: 0,
             done: true,
+            info: StepInfo::default(),
             options: options.clone(),
         })
     }
@@ -248,6 +254,14 @@ impl AtariEnv {
         self.reset_episode(true, obs)
     }
 
+    /// envpool's `Reset()` itself (h:168-200): with `episodic_life`, after a life loss that did
+    /// not end the game, a soft reset that keeps the game, the step count and the frame stack.
+    /// The pool's resets; [`reset`](Self::reset) always starts a new game.
+    pub fn reset_soft(&mut self, obs: &mut [u8]) -> Result<AtariStep> {
+        self.check_obs(obs)?;
+        self.reset_episode(false, obs)
+    }
+
     /// envpool's step: `action` indexes the action set. After a step that ended an episode this
     /// is envpool's autoreset instead (the action unused): a new game, or with `episodic_life`
     /// after a life loss a soft reset that keeps the game, the step count and the frame stack.
@@ -270,11 +284,22 @@ impl AtariEnv {
         self.step_frames(ale_action, obs)
     }
 
-    /// The env's whole state for a bit-exact resume: ALE's with its RNG (sticky actions), the
+    /// The env's whole state for a bit-exact resume: ALE's with its RNG, the
     /// frame stack, the last raw frame (an early game over pushes it again), the step count,
     /// lives, the done flag and the no-op generator. Little-endian; for [`load_state`](Self::load_state)
     /// of an env of the same game and options.
+    ///
+    /// Refused with sticky actions: ALE 0.12.1's state omits the previous action that they
+    /// repeat (`StellaEnvironment::m_player_a_action`, stella_environment.cpp:173), so a restored
+    /// env could act differently.
     pub fn save_state(&self) -> Result<Vec<u8>> {
+        if self.options.repeat_action_probability > 0.0 {
+            return Err(Error::Snapshot(format!(
+                "Atari state with repeat_action_probability = {}: ALE 0.12.1 does not save the \
+                 action sticky actions repeat, so a resume would not be exact",
+                self.options.repeat_action_probability
+            )));
+        }
         let ale = self.ale.clone_state(true)?;
         let mut out =
             Vec::with_capacity(STATE_HEADER + 625 * 4 + RAW_SIZE + self.stack.len() + ale.len());
@@ -471,5 +496,71 @@ impl AtariEnv {
                 other.copy_from_slice(newest);
             }
         }
+    }
+}
+
+/// The pool's Atari env. envpool resets on the step after `done`, ignoring its action
+/// (h:163-166, 202-204): the pool's `AutoReset::NextStep` does the same, calling `reset` (envpool's
+/// `Reset()`, soft after a life loss) instead of `step`. ALE errors cannot happen on a loaded ROM
+/// with validated actions; one that does panics, which the pool reports as `EnvPanicked`.
+impl Env<u8> for AtariEnv {
+    fn observation_space(&self) -> Space {
+        let (s, h, w) = self.observation_shape();
+        Space::uint8_box(0, 255, &[s, h, w])
+    }
+
+    fn action_space(&self) -> Space {
+        Space::Discrete {
+            n: self.action_set.len() as i64,
+        }
+    }
+
+    fn reset(&mut self, _rng: &mut Pcg64, obs: &mut [u8]) {
+        let step = self
+            .reset_soft(obs)
+            .unwrap_or_else(|e| panic!("Atari reset: {e}"));
+        self.info = info(&step);
+    }
+
+    fn step(&mut self, action: Action<'_>, _rng: &mut Pcg64, obs: &mut [u8]) -> StepOutcome {
+        let Action::Discrete(action) = action else {
+            unreachable!("the pool checks actions against Discrete")
+        };
+        let step = AtariEnv::step(self, action, obs).unwrap_or_else(|e| panic!("Atari step: {e}"));
+        self.info = info(&step);
+        StepOutcome {
+            reward: step.reward.into(),
+            terminated: step.terminated,
+        }
+    }
+
+    fn has_info(&self) -> bool {
+        true
+    }
+
+    fn info(&self) -> StepInfo {
+        self.info
+    }
+
+    fn heap_bytes(&self) -> usize {
+        // ALE's own state (emulator, ROM, screen) is a few hundred KB beyond this.
+        self.raw.len() + self.stack.len() + (1 << 18)
+    }
+
+    fn save_bytes(&self) -> Option<Vec<u8>> {
+        // An ALE that cannot serialize is a bug; no checkpoint then (`Snapshot` error).
+        self.save_state().ok()
+    }
+
+    fn load_bytes(&mut self, state: &[u8]) -> std::result::Result<(), String> {
+        self.load_state(state).map_err(|e| e.to_string())
+    }
+}
+
+fn info(step: &AtariStep) -> StepInfo {
+    StepInfo {
+        lives: step.lives,
+        raw_reward: step.info_reward,
+        truncated: step.truncated,
     }
 }

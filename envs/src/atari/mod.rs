@@ -1,6 +1,7 @@
 //! Atari 2600 games on the Arcade Learning Environment (ALE 0.12.1). Behind the cargo feature
 //! `atari`. The raw emulator ([`Ale`]), the ROM lookup ([`rom_path`]) and one game with envpool
-//! 1.2.7's preprocessing and semantics ([`AtariEnv`]); the pool tasks (`Pong-v5`, ...) build on it.
+//! 1.2.7's preprocessing and semantics ([`AtariEnv`]), and the pool tasks `Pong-v5`, ... on it
+//! (`EnvPool::<u8>::make`).
 //!
 //! # Where ALE comes from
 //!
@@ -20,11 +21,14 @@ mod ale;
 mod env;
 mod ffi;
 pub mod mt19937;
+mod pool;
 
 use std::path::{Path, PathBuf};
 
 pub use ale::{Ale, AleOptions, FIRE, NOOP, NUM_ACTIONS};
 pub use env::{AtariEnv, AtariOptions, AtariStep};
+pub(crate) use pool::register_tasks;
+pub use pool::{GAMES, MAX_EPISODE_STEPS, OPTION_NAMES, make_pool, options_of};
 
 use crate::error::{Error, Result};
 

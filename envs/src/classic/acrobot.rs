@@ -150,6 +150,7 @@ impl Env for Acrobot {
             low: high.map(|h: f32| -h).to_vec(),
             high: high.to_vec(),
             shape: vec![6],
+            dtype: crate::space::Dtype::Float32,
         }
     }
 

@@ -81,6 +81,7 @@ impl Env for CartPole {
             low: high.map(|h| -h).to_vec(),
             high: high.to_vec(),
             shape: vec![4],
+            dtype: crate::space::Dtype::Float32,
         }
     }
 

@@ -60,6 +60,7 @@ impl Env for MountainCar {
             low: vec![MIN_POSITION as f32, -MAX_SPEED as f32],
             high: vec![MAX_POSITION as f32, MAX_SPEED as f32],
             shape: vec![2],
+            dtype: crate::space::Dtype::Float32,
         }
     }
 

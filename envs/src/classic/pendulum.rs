@@ -87,6 +87,7 @@ impl Env for Pendulum {
             low: high.map(|h: f32| -h).to_vec(),
             high: high.to_vec(),
             shape: vec![3],
+            dtype: crate::space::Dtype::Float32,
         }
     }
 

@@ -179,6 +179,7 @@ impl<T: Task> Env for MujocoEnv<T> {
             low: range.iter().step_by(2).map(|&v| v as f32).collect(),
             high: range.iter().skip(1).step_by(2).map(|&v| v as f32).collect(),
             shape: vec![self.sim.model().nu()],
+            dtype: crate::space::Dtype::Float32,
         }
     }
 

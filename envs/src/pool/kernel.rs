@@ -6,7 +6,7 @@ use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::sync::SharedBuf;
-use crate::env::{Action, Env};
+use crate::env::{Action, Env, Obs};
 use crate::rng::{Pcg64, env_seed};
 
 /// When a finished episode's env is reset (gymnasium's `AutoresetMode`).
@@ -48,10 +48,10 @@ impl EnvState {
 /// The rows steps write their transitions into, as the batch arrays lay them out. Sync mode has
 /// one row per env (row = env id) and the batch borrows them all; async mode uses them as a ring
 /// of rows in completion order, and a batch is `batch_size` consecutive rows of it.
-pub(crate) struct Rows {
+pub(crate) struct Rows<O> {
     pub capacity: usize,
     pub obs_len: usize,
-    pub obs: SharedBuf<f32>,
+    pub obs: SharedBuf<O>,
     pub reward: SharedBuf<f32>,
     pub terminated: SharedBuf<bool>,
     pub truncated: SharedBuf<bool>,
@@ -61,13 +61,17 @@ pub(crate) struct Rows {
     pub final_return: SharedBuf<f64>,
     pub final_length: SharedBuf<u32>,
     /// Same-step autoreset: the last observation of that episode. Empty otherwise.
-    pub final_obs: SharedBuf<f32>,
+    pub final_obs: SharedBuf<O>,
+    /// `Env::info`'s lives and unclipped reward, for envs that report it; empty otherwise.
+    pub lives: SharedBuf<i32>,
+    pub raw_reward: SharedBuf<f32>,
     /// The row's env panicked (async mode; cleared when the row is consumed).
     pub faulted: SharedBuf<bool>,
 }
 
-impl Rows {
-    pub(crate) fn new(capacity: usize, obs_len: usize, autoreset: AutoReset) -> Self {
+impl<O: Obs> Rows<O> {
+    pub(crate) fn new(capacity: usize, obs_len: usize, autoreset: AutoReset, info: bool) -> Self {
+        let info_len = if info { capacity } else { 0 };
         let final_obs_len = match autoreset {
             AutoReset::NextStep => 0,
             AutoReset::SameStep => capacity * obs_len,
@@ -75,7 +79,7 @@ impl Rows {
         Self {
             capacity,
             obs_len,
-            obs: SharedBuf::new(capacity * obs_len, 0.0),
+            obs: SharedBuf::new(capacity * obs_len, O::default()),
             reward: SharedBuf::new(capacity, 0.0),
             terminated: SharedBuf::new(capacity, false),
             truncated: SharedBuf::new(capacity, false),
@@ -83,7 +87,9 @@ impl Rows {
             env_id: SharedBuf::new(capacity, 0),
             final_return: SharedBuf::new(capacity, 0.0),
             final_length: SharedBuf::new(capacity, 0),
-            final_obs: SharedBuf::new(final_obs_len, 0.0),
+            final_obs: SharedBuf::new(final_obs_len, O::default()),
+            lives: SharedBuf::new(info_len, 0),
+            raw_reward: SharedBuf::new(info_len, 0.0),
             faulted: SharedBuf::new(capacity, false),
         }
     }
@@ -146,7 +152,7 @@ pub(crate) enum EnvRun<'a> {
 }
 
 /// The type-erased face of a pool's envs.
-pub(crate) trait Stepper: Send + Sync {
+pub(crate) trait Stepper<O>: Send + Sync {
     /// Steps (or resets, where `needs_reset`) every env of `run`, the k-th into row
     /// `first_row + k` (wrapping at the capacity), recording a panic as the env's `fault` and its
     /// row's `faulted` and going on with the rest. Returns whether any env panicked.
@@ -161,20 +167,28 @@ pub(crate) trait Stepper: Send + Sync {
         first_row: usize,
         actions: ActionRows,
         state: &EnvState,
-        rows: &Rows,
+        rows: &Rows<O>,
     ) -> bool;
 
-    /// Env `id`'s state and random generator, or `None` if the env type cannot be saved.
+    /// Env `id`'s state (numbers, or else bytes) and random generator, or `None` if the env
+    /// type cannot be saved.
     ///
     /// # Safety
     /// No other thread accesses env `id` meanwhile (no step in progress, the env not in flight).
-    unsafe fn save_env(&self, id: usize) -> Option<(Vec<f64>, [u64; 4])>;
+    unsafe fn save_env(&self, id: usize) -> Option<SavedEnv>;
 
     /// Restores what `save_env` returned.
     ///
     /// # Safety
     /// As `save_env`.
-    unsafe fn load_env(&self, id: usize, state: &[f64], rng: [u64; 4]) -> Result<(), String>;
+    unsafe fn load_env(&self, id: usize, saved: &SavedEnv) -> Result<(), String>;
+}
+
+/// One env's checkpoint: `Env::save_state`, or `Env::save_bytes` (then `state` is empty).
+pub(crate) struct SavedEnv {
+    pub state: Vec<f64>,
+    pub bytes: Vec<u8>,
+    pub rng: [u64; 4],
 }
 
 struct Slot<E> {
@@ -186,7 +200,7 @@ pub(crate) struct Envs<E> {
     slots: SharedBuf<Slot<E>>,
 }
 
-impl<E: Env> Envs<E> {
+impl<E> Envs<E> {
     pub(crate) fn new(envs: Vec<E>, seed: u64) -> Self {
         let slots = envs
             .into_iter()
@@ -204,14 +218,16 @@ impl<E: Env> Envs<E> {
     /// # Safety
     /// As `Stepper::run`, for the single env `id` and row `row`.
     #[inline(always)]
-    unsafe fn step_one(
+    unsafe fn step_one<O: Obs>(
         &self,
         id: usize,
         row: usize,
         actions: ActionRows,
         st: &EnvState,
-        rows: &Rows,
-    ) {
+        rows: &Rows<O>,
+    ) where
+        E: Env<O>,
+    {
         // SAFETY: the caller has exclusive access to env `id`, its indices of `st` and row `row`.
         unsafe {
             let slot = self.slots.get_mut(id);
@@ -229,12 +245,23 @@ impl<E: Env> Envs<E> {
                 *rows.terminated.get_mut(row) = false;
                 *rows.truncated.get_mut(row) = false;
                 *rows.elapsed_step.get_mut(row) = 0;
+                if !rows.lives.is_empty() {
+                    let info = slot.env.info();
+                    *rows.lives.get_mut(row) = info.lives;
+                    *rows.raw_reward.get_mut(row) = 0.0;
+                }
                 return;
             }
             let outcome = slot.env.step(actions.row(id), &mut slot.rng, obs);
             *elapsed += 1;
             *running_return += outcome.reward;
-            let truncated = *elapsed >= st.max_episode_steps;
+            let mut truncated = *elapsed >= st.max_episode_steps;
+            if !rows.lives.is_empty() {
+                let info = slot.env.info();
+                *rows.lives.get_mut(row) = info.lives;
+                *rows.raw_reward.get_mut(row) = info.raw_reward;
+                truncated |= info.truncated;
+            }
             *rows.reward.get_mut(row) = outcome.reward as f32;
             *rows.terminated.get_mut(row) = outcome.terminated;
             *rows.truncated.get_mut(row) = truncated;
@@ -259,14 +286,17 @@ impl<E: Env> Envs<E> {
 
     /// # Safety
     /// As `Stepper::run`, for the envs `ids` yields.
-    unsafe fn run_ids(
+    unsafe fn run_ids<O: Obs>(
         &self,
         mut ids: impl Iterator<Item = usize>,
         first_row: usize,
         actions: ActionRows,
         st: &EnvState,
-        rows: &Rows,
-    ) -> bool {
+        rows: &Rows<O>,
+    ) -> bool
+    where
+        E: Env<O>,
+    {
         // A panic leaves the env's state unknown: record it, mark the env for a reset and go on
         // with the rest of the run. `catch_unwind` costs nothing until something panics.
         let mut faulted = false;
@@ -313,14 +343,14 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-impl<E: Env> Stepper for Envs<E> {
+impl<O: Obs, E: Env<O>> Stepper<O> for Envs<E> {
     unsafe fn run(
         &self,
         run: EnvRun<'_>,
         first_row: usize,
         actions: ActionRows,
         st: &EnvState,
-        rows: &Rows,
+        rows: &Rows<O>,
     ) -> bool {
         match run {
             // SAFETY: forwarded from the caller.
@@ -339,17 +369,29 @@ impl<E: Env> Stepper for Envs<E> {
         }
     }
 
-    unsafe fn save_env(&self, id: usize) -> Option<(Vec<f64>, [u64; 4])> {
+    unsafe fn save_env(&self, id: usize) -> Option<SavedEnv> {
         // SAFETY: the caller has exclusive access to env `id`.
         let slot = unsafe { self.slots.get_mut(id) };
-        Some((slot.env.save_state()?, slot.rng.to_words()))
+        let (state, bytes) = match slot.env.save_state() {
+            Some(state) => (state, Vec::new()),
+            None => (Vec::new(), slot.env.save_bytes()?),
+        };
+        Some(SavedEnv {
+            state,
+            bytes,
+            rng: slot.rng.to_words(),
+        })
     }
 
-    unsafe fn load_env(&self, id: usize, state: &[f64], rng: [u64; 4]) -> Result<(), String> {
+    unsafe fn load_env(&self, id: usize, saved: &SavedEnv) -> Result<(), String> {
         // SAFETY: the caller has exclusive access to env `id`.
         let slot = unsafe { self.slots.get_mut(id) };
-        slot.env.load_state(state)?;
-        slot.rng = Pcg64::from_words(rng);
+        if saved.bytes.is_empty() {
+            slot.env.load_state(&saved.state)?;
+        } else {
+            slot.env.load_bytes(&saved.bytes)?;
+        }
+        slot.rng = Pcg64::from_words(saved.rng);
         Ok(())
     }
 }

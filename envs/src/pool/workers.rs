@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::kernel::{ActionRows, EnvRun, EnvState, Rows, Stepper};
 use super::sync::{CALLER_PATIENCE, CachePadded, SharedBuf, Signal, WORKER_PATIENCE};
+use crate::env::Obs;
 
 /// What the threads of a sync epoch read once they have claimed envs.
 #[derive(Clone, Copy)]
@@ -53,10 +54,10 @@ pub(crate) fn job_parts(word: u64) -> (u32, u32) {
     ((word >> 32) as u32, word as u32)
 }
 
-pub(crate) struct Shared {
-    pub stepper: Box<dyn Stepper>,
+pub(crate) struct Shared<O> {
+    pub stepper: Box<dyn Stepper<O>>,
     pub state: EnvState,
-    pub rows: Rows,
+    pub rows: Rows<O>,
     shutdown: AtomicBool,
     /// Workers that have started running (`EnvPool::new` waits for all of them).
     started: AtomicUsize,
@@ -91,11 +92,11 @@ pub(crate) struct Shared {
     row_ready: Box<[AtomicU64]>,
 }
 
-impl Shared {
+impl<O: Obs> Shared<O> {
     pub(crate) fn new(
-        stepper: Box<dyn Stepper>,
+        stepper: Box<dyn Stepper<O>>,
         state: EnvState,
-        rows: Rows,
+        rows: Rows<O>,
         async_int_len: usize,
         async_float_len: usize,
         sync_threads: usize,
@@ -339,7 +340,7 @@ impl Shared {
 }
 
 /// A worker thread's body.
-pub(crate) fn worker_main(shared: Arc<Shared>, async_actions: Option<ActionRows>) {
+pub(crate) fn worker_main<O: Obs>(shared: Arc<Shared<O>>, async_actions: Option<ActionRows>) {
     shared.started.fetch_add(1, Ordering::Release);
     shared.done.notify();
     match async_actions {
