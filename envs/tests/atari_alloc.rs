@@ -3,36 +3,12 @@
 //! binary without libtest's harness, so nothing else allocates while the global allocator counts.
 //! ALE's C++ code allocates through malloc directly and is not counted.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+#[path = "common/counting.rs"]
+mod counting;
 
+use counting::allocations;
 use hone_envs::atari::{AtariEnv, AtariOptions};
 use hone_envs::{EnvPool, PoolConfig};
-
-struct CountingAllocator;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's layout, passed on.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: a block of this allocator with its layout, passed on.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: a block of this allocator with its layout, passed on.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
 
 fn main() {
     for (game, episodic_life) in [("Breakout", true), ("Pong", false), ("SpaceInvaders", true)] {
@@ -53,7 +29,7 @@ fn main() {
             ((state >> 33) % n) as i64
         };
         env.reset(&mut obs).unwrap();
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let before = allocations();
         let (mut ends, mut resets) = (0, 0);
         for _ in 0..2000 {
             let step = env.step(next_action(), &mut obs).unwrap();
@@ -61,7 +37,7 @@ fn main() {
             resets += usize::from(step.elapsed_step == 0);
         }
         env.reset(&mut obs).unwrap();
-        let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        let allocations = allocations() - before;
         assert!(ends > 0 && resets > 0, "{game}: no episode ended");
         assert_eq!(
             allocations, 0,
@@ -105,9 +81,9 @@ fn pools() {
             pool.reset().unwrap();
         }
         run(&mut pool, 200);
-        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let before = allocations();
         run(&mut pool, 600);
-        let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        let allocations = allocations() - before;
         assert!(ends > 0, "no episode ended");
         assert_eq!(allocations, 0, "pool batch {batch_size}, {threads} threads");
         println!("ok: Breakout-v5 pool, batch {batch_size}, {threads} threads: 0 allocations");

@@ -4,6 +4,8 @@
 //! Its own test binary without libtest's harness (nothing else runs while the global allocator
 //! counts), built with the `mujoco` feature only.
 
+#[path = "common/counting.rs"]
+mod counting;
 #[path = "common/steady_state.rs"]
 mod steady_state;
 

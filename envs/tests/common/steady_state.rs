@@ -1,45 +1,9 @@
-//! The allocation count shared by the test binaries that run without libtest's harness (`alloc`,
-//! `mujoco_alloc`): a global allocator that counts every allocation on every thread (the pool's
-//! workers included), and the steady-state stepping whose allocations it counts.
+//! The steady-state stepping whose allocations the test binaries `alloc` and `mujoco_alloc`
+//! count, with the allocator of `counting.rs` (which the binary includes as `mod counting`).
 //!
-//! Included with `#[path = "common/steady_state.rs"] mod steady_state;`: it installs the binary's
-//! global allocator, so a binary includes it once and runs nothing else while it counts.
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+//! Included with `#[path = "common/steady_state.rs"] mod steady_state;`.
 
 use hone_envs::{EnvPool, PoolConfig, Space};
-
-/// Counts every allocation, on every thread.
-struct CountingAllocator;
-
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator, only counting.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's guarantees, forwarded.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's guarantees, forwarded.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's guarantees, forwarded.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller's guarantees, forwarded.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
 
 /// Random actions for `batches` batches of `rows` rows, drawn before counting starts: valid
 /// discrete actions, Box actions in [-2, 2) (beyond most tasks' bounds too).
@@ -100,7 +64,7 @@ pub fn allocations_in_steady_state(config: PoolConfig, warm_up: usize, steps: us
         pool.reset().expect("reset");
     }
     run(&mut pool, warm_up);
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = crate::counting::allocations();
     run(&mut pool, steps);
-    ALLOCATIONS.load(Ordering::SeqCst) - before
+    crate::counting::allocations() - before
 }
