@@ -19,30 +19,33 @@ fn main() {
 // the ale-py sdist into HONE_ALE_DIR (lib/libale.a, include/ale/...), and its ROM folder
 // HONE_ALE_ROMS, which the crate reads at run time (src/atari/mod.rs). The C++ shim
 // (src/atari/shim.cpp) is compiled against the headers; the library is static, so no rpath.
+/// The path in the environment variable `name` (what `feature` needs: `what`), which
+/// scripts/setup.sh writes into .cargo/config.toml; a clear panic when it is unset or missing.
+#[cfg(any(feature = "mujoco", feature = "atari"))]
+fn path_from_env(feature: &str, name: &str, what: &str) -> std::path::PathBuf {
+    println!("cargo:rerun-if-env-changed={name}");
+    let Some(value) = std::env::var_os(name) else {
+        panic!(
+            "hone-envs' `{feature}` feature needs {name} ({what}); run `bash scripts/setup.sh`, \
+             which writes it into .cargo/config.toml"
+        );
+    };
+    let path = std::path::PathBuf::from(value);
+    assert!(
+        path.exists(),
+        "{name} = {} ({what}) does not exist; run `bash scripts/setup.sh` again",
+        path.display()
+    );
+    path
+}
+
 #[cfg(feature = "atari")]
 mod atari {
-    use std::path::PathBuf;
-
-    fn path_from_env(name: &str, what: &str) -> PathBuf {
-        println!("cargo:rerun-if-env-changed={name}");
-        let Some(value) = std::env::var_os(name) else {
-            panic!(
-                "hone-envs' `atari` feature needs {name} ({what}); run `bash scripts/setup.sh`, \
-                 which builds ALE and writes it into .cargo/config.toml"
-            );
-        };
-        let path = PathBuf::from(value);
-        assert!(
-            path.exists(),
-            "{name} = {} ({what}) does not exist; run `bash scripts/setup.sh` again",
-            path.display()
-        );
-        path
-    }
+    use super::path_from_env;
 
     pub fn build() {
-        let ale = path_from_env("HONE_ALE_DIR", "ALE's library and headers");
-        let roms = path_from_env("HONE_ALE_ROMS", "the Atari ROMs");
+        let ale = path_from_env("atari", "HONE_ALE_DIR", "ALE's library and headers");
+        let roms = path_from_env("atari", "HONE_ALE_ROMS", "the Atari ROMs");
         let library = ale.join("lib/libale.a");
         assert!(
             library.is_file(),
@@ -77,7 +80,9 @@ mod atari {
 
 #[cfg(feature = "mujoco")]
 mod mujoco {
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
+
+    use super::path_from_env;
 
     /// The model files of the ten tasks, as gymnasium's v5 envs name them.
     const MODEL_FILES: [&str; 10] = [
@@ -93,27 +98,14 @@ mod mujoco {
         "inverted_double_pendulum.xml",
     ];
 
-    fn path_from_env(name: &str, what: &str) -> PathBuf {
-        println!("cargo:rerun-if-env-changed={name}");
-        let Some(value) = std::env::var_os(name) else {
-            panic!(
-                "hone-envs' `mujoco` feature needs {name} ({what}); run `bash scripts/setup.sh`, \
-                 which writes it into .cargo/config.toml"
-            );
-        };
-        let path = PathBuf::from(value);
-        assert!(
-            path.exists(),
-            "{name} = {} ({what}) does not exist; run `bash scripts/setup.sh` again",
-            path.display()
-        );
-        path
-    }
-
     pub fn build() {
-        let library = path_from_env("HONE_MUJOCO_LIB", "the MuJoCo shared library");
-        let include = path_from_env("HONE_MUJOCO_INCLUDE", "the MuJoCo headers");
-        let assets = path_from_env("HONE_MUJOCO_ASSETS", "gymnasium's MuJoCo model files");
+        let library = path_from_env("mujoco", "HONE_MUJOCO_LIB", "the MuJoCo shared library");
+        let include = path_from_env("mujoco", "HONE_MUJOCO_INCLUDE", "the MuJoCo headers");
+        let assets = path_from_env(
+            "mujoco",
+            "HONE_MUJOCO_ASSETS",
+            "gymnasium's MuJoCo model files",
+        );
 
         println!("cargo:rerun-if-changed=src/mujoco/shim.c");
         cc::Build::new()

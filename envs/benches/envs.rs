@@ -7,18 +7,7 @@
 
 use std::time::Duration;
 
-use hone_envs::bench::{BenchMode, Grid, format_csv, format_row, table_header};
-
-fn list<T: std::str::FromStr>(value: &str, what: &str) -> Vec<T> {
-    value
-        .split(',')
-        .map(|item| {
-            item.trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("bad {what}: `{item}`"))
-        })
-        .collect()
-}
+use hone_envs::bench::{BenchMode, Grid, format_csv, format_row, parse_list, table_header};
 
 fn main() {
     let mut grid = Grid::default();
@@ -27,10 +16,10 @@ fn main() {
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| panic!("{arg} needs a value"));
         match arg.as_str() {
-            "--ms" => grid.duration = Duration::from_millis(list::<u64>(&value(), "--ms")[0]),
-            "--tasks" => grid.tasks = list(&value(), "--tasks"),
-            "--envs" => grid.num_envs = list(&value(), "--envs"),
-            "--threads" => grid.num_threads = list(&value(), "--threads"),
+            "--ms" => grid.duration = Duration::from_millis(parse_list::<u64>(&value(), "--ms")[0]),
+            "--tasks" => grid.tasks = parse_list(&value(), "--tasks"),
+            "--envs" => grid.num_envs = parse_list(&value(), "--envs"),
+            "--threads" => grid.num_threads = parse_list(&value(), "--threads"),
             "--modes" => {
                 grid.modes = value()
                     .split(',')

@@ -27,21 +27,10 @@
 
 use std::time::{Duration, Instant};
 
-use hone_envs::bench::{BenchMode, Grid, Row, format_csv};
+use hone_envs::bench::{BenchMode, Grid, Row, format_csv, parse_list};
 use hone_envs::mujoco::{BareRun, Entry, Order, PhysicsWorkload, Replay, TASKS};
 use hone_envs::rng::Pcg64;
 use hone_envs::{EnvPool, PoolConfig, Space};
-
-fn list<T: std::str::FromStr>(value: &str, what: &str) -> Vec<T> {
-    value
-        .split(',')
-        .map(|item| {
-            item.trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("bad {what}: `{item}`"))
-        })
-        .collect()
-}
 
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -262,10 +251,10 @@ fn main() {
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| panic!("{arg} needs a value"));
         match arg.as_str() {
-            "--ms" => grid.duration = Duration::from_millis(list::<u64>(&value(), "--ms")[0]),
-            "--tasks" => grid.tasks = list(&value(), "--tasks"),
-            "--envs" => grid.num_envs = list(&value(), "--envs"),
-            "--threads" => grid.num_threads = list(&value(), "--threads"),
+            "--ms" => grid.duration = Duration::from_millis(parse_list::<u64>(&value(), "--ms")[0]),
+            "--tasks" => grid.tasks = parse_list(&value(), "--tasks"),
+            "--envs" => grid.num_envs = parse_list(&value(), "--envs"),
+            "--threads" => grid.num_threads = parse_list(&value(), "--threads"),
             "--modes" => {
                 grid.modes = value()
                     .split(',')
@@ -278,7 +267,7 @@ fn main() {
             }
             "--csv" => csv_path = Some(value()),
             "--floor-csv" => floor_csv_path = Some(value()),
-            "--windows" => windows = list::<u32>(&value(), "--windows")[0].max(1),
+            "--windows" => windows = parse_list::<u32>(&value(), "--windows")[0].max(1),
             _ => {}
         }
     }

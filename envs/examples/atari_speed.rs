@@ -35,6 +35,7 @@ mod speed {
     use std::time::Instant;
 
     use hone_envs::atari::{Ale, AleOptions, AtariOptions, rom_path};
+    use hone_envs::bench::parse_list;
     use hone_envs::image::{AreaResize, max_pool_u8};
     use hone_envs::rng::Pcg64;
     use hone_envs::{EnvPool, PoolConfig, Space};
@@ -58,17 +59,6 @@ mod speed {
         csv: Option<String>,
     }
 
-    fn list<T: std::str::FromStr>(value: &str, what: &str) -> Vec<T> {
-        value
-            .split(',')
-            .map(|item| {
-                item.trim()
-                    .parse()
-                    .unwrap_or_else(|_| panic!("bad {what}: `{item}`"))
-            })
-            .collect()
-    }
-
     fn parse() -> Options {
         let mut o = Options {
             seconds: 5.0,
@@ -88,12 +78,12 @@ mod speed {
             }
             let mut value = || args.next().unwrap_or_else(|| panic!("{arg} needs a value"));
             match arg.as_str() {
-                "--seconds" => o.seconds = list(&value(), "--seconds")[0],
-                "--games" => o.games = list(&value(), "--games"),
-                "--envs" => o.envs = list(&value(), "--envs"),
-                "--threads" => o.threads = list(&value(), "--threads"),
-                "--modes" => o.modes = list(&value(), "--modes"),
-                "--seed" => o.seed = list(&value(), "--seed")[0],
+                "--seconds" => o.seconds = parse_list(&value(), "--seconds")[0],
+                "--games" => o.games = parse_list(&value(), "--games"),
+                "--envs" => o.envs = parse_list(&value(), "--envs"),
+                "--threads" => o.threads = parse_list(&value(), "--threads"),
+                "--modes" => o.modes = parse_list(&value(), "--modes"),
+                "--seed" => o.seed = parse_list(&value(), "--seed")[0],
                 "--csv" => o.csv = Some(value()),
                 other => panic!("unknown option {other}"),
             }

@@ -252,6 +252,19 @@ pub fn run_grid(grid: &Grid, mut on_row: impl FnMut(&Row)) -> Result<Vec<Row>> {
 }
 
 /// The header of `format_row`'s lines.
+/// A comma-separated list of a benchmark's command line (`--envs 8,64,256`); a clear panic on a
+/// bad item.
+pub fn parse_list<T: std::str::FromStr>(value: &str, what: &str) -> Vec<T> {
+    value
+        .split(',')
+        .map(|item| {
+            item.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("bad {what}: `{item}`"))
+        })
+        .collect()
+}
+
 pub fn table_header() -> String {
     format!(
         "{:<26} {:<5} {:>6} {:>7} {:>4} {:>6} {:>14} {:>10}",
